@@ -1,0 +1,52 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Layering: Proxy -> {HTTP1, Config, Metrics, Runtime}; HTTP1, Config and Metrics never see I/O.
+let package = Package(
+    name: "Gatehouse",
+    products: [
+        .executable(name: "gatehouse", targets: ["gatehouse"]),
+        .executable(name: "gatehouse-backend", targets: ["gatehouse-backend"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
+    ],
+    targets: [
+        // Linux headers Swift's Glibc module lacks (epoll, signalfd, timerfd, eventfd, accept4, mallinfo2).
+        .target(name: "CLinux"),
+        // The system OpenSSL, found through pkg-config; libssl-dev must be installed.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        // Functions wrapping OpenSSL macros Swift cannot import.
+        .target(name: "CTLSShim", dependencies: ["COpenSSL"]),
+        .target(name: "Runtime", dependencies: ["CLinux"]),
+        .target(name: "HTTP1"),
+        .target(name: "Config"),
+        .target(name: "Telemetry", dependencies: [.product(name: "Prometheus", package: "swift-prometheus")]),
+        .target(
+            name: "Proxy",
+            dependencies: [
+                "Runtime", "HTTP1", "Config", "Telemetry", "CTLSShim", "CLinux",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "gatehouse",
+            dependencies: ["Proxy", "Config", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "gatehouse-backend",
+            dependencies: ["Runtime", "HTTP1", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
+        .testTarget(name: "ConfigTests", dependencies: ["Config"]),
+        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Runtime"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["gatehouse", "gatehouse-backend"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

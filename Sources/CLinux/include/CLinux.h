@@ -1,0 +1,27 @@
+#ifndef GATEHOUSE_CLINUX_H
+#define GATEHOUSE_CLINUX_H
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <signal.h>
+#include <malloc.h>
+#include <stdint.h>
+
+/// accept4 needs _GNU_SOURCE, which Swift's Glibc import does not define.
+int gh_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+/// Heap bytes in use (mallinfo2's uordblks + hblkhd): the allocator's own view, not RSS.
+uint64_t gh_heap_in_use(void);
+/// Heap bytes held from the OS by malloc (arena + mmapped).
+uint64_t gh_heap_total(void);
+/// Blocks SIGTERM, SIGINT and SIGHUP and returns a non-blocking signalfd that reports them; SIGPIPE is ignored.
+int gh_signalfd_open(void);
+
+static inline uint32_t gh_epollin(void) { return EPOLLIN; }
+static inline uint32_t gh_epollout(void) { return EPOLLOUT; }
+static inline uint32_t gh_epollerr(void) { return EPOLLERR; }
+static inline uint32_t gh_epollhup(void) { return EPOLLHUP; }
+static inline uint32_t gh_epollrdhup(void) { return EPOLLRDHUP; }
+static inline uint32_t gh_epollet(void) { return EPOLLET; }
+#endif

@@ -1,0 +1,28 @@
+#define _GNU_SOURCE 1
+#include "CLinux.h"
+#include <string.h>
+
+int gh_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
+    return accept4(fd, addr, len, flags);
+}
+
+uint64_t gh_heap_in_use(void) {
+    struct mallinfo2 mi = mallinfo2();
+    return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+}
+
+uint64_t gh_heap_total(void) {
+    struct mallinfo2 mi = mallinfo2();
+    return (uint64_t)mi.arena + (uint64_t)mi.hblkhd;
+}
+
+int gh_signalfd_open(void) {
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) != 0) return -1;
+    return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}

@@ -1,0 +1,70 @@
+/// A parsed request or response head. All text is spans into the buffer the head was parsed
+/// from; the header array is reused across messages so steady-state parsing allocates nothing.
+public struct MessageHead: Sendable {
+    // Request line.
+    public var method = ByteRange(start: 0, count: 0)
+    public var methodKind: Method = .other
+    public var target = ByteRange(start: 0, count: 0)
+    // Status line.
+    public var status = 0
+    public var reason = ByteRange(start: 0, count: 0)
+
+    public var versionMinor = 1
+    public var headers: [HeaderField] = []
+    /// Offset where the head starts (after ignored leading CRLFs) and where it ends (after the blank line).
+    public var start = 0
+    public var end = 0
+
+    // Semantics derived from the headers.
+    public var contentLength: UInt64?
+    public var chunked = false
+    /// Transfer-Encoding present but not ending in chunked (responses only: body runs to close).
+    public var otherTransferCoding = false
+    public var keepAlive = true
+    public var expectContinue = false
+    public var host: ByteRange?
+    public var upgrade = false
+
+    public init() {
+        headers.reserveCapacity(32)
+    }
+
+    mutating func reset() {
+        let kept = headers
+        self = MessageHead(reusing: kept)
+    }
+
+    private init(reusing h: [HeaderField]) {
+        headers = h
+        headers.removeAll(keepingCapacity: true)
+    }
+}
+
+/// Methods the proxy treats specially; the rest are forwarded by their bytes.
+public enum Method: UInt8, Sendable {
+    case get, head, post, put, delete, options, trace, connect, patch, other
+
+    /// RFC 9110 §9.2.2: safe to send twice.
+    public var isIdempotent: Bool {
+        switch self {
+        case .get, .head, .put, .delete, .options, .trace: return true
+        default: return false
+        }
+    }
+
+    static func classify(_ buf: UnsafeRawBufferPointer, _ r: ByteRange) -> Method {
+        func eq(_ s: StaticString) -> Bool {
+            guard r.count == s.utf8CodeUnitCount else { return false }
+            for i in 0..<r.count where buf[r.start + i] != s.utf8Start[i] { return false }
+            return true
+        }
+        switch r.count {
+        case 3: return eq("GET") ? .get : eq("PUT") ? .put : .other
+        case 4: return eq("HEAD") ? .head : eq("POST") ? .post : .other
+        case 5: return eq("PATCH") ? .patch : eq("TRACE") ? .trace : .other
+        case 6: return eq("DELETE") ? .delete : .other
+        case 7: return eq("OPTIONS") ? .options : eq("CONNECT") ? .connect : .other
+        default: return .other
+        }
+    }
+}

@@ -1,0 +1,15 @@
+import Glibc
+
+/// Why an I/O operation did not complete. Carries the errno so callers can tell refused from reset.
+public enum IOError: Error, Equatable, Sendable {
+    case timedOut
+    case closed
+    case errno(Int32)
+
+    public var isRefusedOrReset: Bool {
+        switch self {
+        case .errno(let e): return e == ECONNREFUSED || e == ECONNRESET || e == EPIPE || e == ECONNABORTED
+        default: return false
+        }
+    }
+}

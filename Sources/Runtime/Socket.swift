@@ -1,0 +1,205 @@
+import CLinux
+import Glibc
+
+/// What owns a socket while no task waits on it: an idle keep-alive client or a pooled upstream.
+/// This is why an idle connection costs a small record and not a suspended task.
+public protocol ParkedHandler: AnyObject {
+    /// Bytes (or EOF) arrived while parked.
+    func parkedReadable(_ socket: Socket)
+    /// The socket's deadline passed while parked.
+    func parkedExpired(_ socket: Socket)
+}
+
+/// A non-blocking socket registered with the loop (edge-triggered, registered once for both
+/// directions, so waiting costs no epoll_ctl). Operations try the syscall first and suspend only on
+/// EAGAIN; the one deadline of the socket bounds every wait.
+public final class Socket: TimerNode, @unchecked Sendable {
+    public let fd: Int32
+    var generation: UInt32 = 0
+    private var readWaiter: UnsafeContinuation<Bool, Never>?
+    private var writeWaiter: UnsafeContinuation<Bool, Never>?
+    /// Set while parked: told about readiness and expiry instead of a waiting task.
+    public var parked: (any ParkedHandler)?
+    /// The peer hung up or the socket errored (EPOLLRDHUP/HUP/ERR seen).
+    public internal(set) var peerClosed = false
+    public private(set) var isClosed = false
+
+    /// Wraps and registers `fd`; nil when epoll refuses it (the fd is then closed).
+    public init?(fd: Int32) {
+        self.fd = fd
+        super.init()
+        generation = EventLoop.shared.register(fd: fd, socket: self)
+        if generation == 0 {
+            Glibc.close(fd)
+            return nil
+        }
+    }
+
+    // MARK: Loop callbacks
+
+    func readReady() {
+        if let w = readWaiter {
+            readWaiter = nil
+            w.resume(returning: true)
+        } else if let p = parked {
+            p.parkedReadable(self)
+        }
+    }
+
+    func writeReady() {
+        if let w = writeWaiter {
+            writeWaiter = nil
+            w.resume(returning: true)
+        }
+    }
+
+    public override func timerFired() {
+        if readWaiter != nil || writeWaiter != nil {
+            let r = readWaiter, w = writeWaiter
+            readWaiter = nil
+            writeWaiter = nil
+            r?.resume(returning: false)
+            w?.resume(returning: false)
+        } else if let p = parked {
+            p.parkedExpired(self)
+        }
+    }
+
+    // MARK: Deadlines and parking
+
+    /// Sets the one deadline of this socket (0: none).
+    public func setDeadline(_ deadline: UInt64) {
+        EventLoop.shared.timers.schedule(self, at: deadline)
+    }
+
+    /// Hands the socket to `handler` until it becomes readable or `deadline` passes.
+    public func park(_ handler: any ParkedHandler, until deadline: UInt64) {
+        parked = handler
+        setDeadline(deadline)
+    }
+
+    public func unpark() { parked = nil }
+
+    // MARK: Waiting
+
+    /// Waits until readable; false when the deadline passed or the socket closed.
+    @LoopActor
+    public func waitReadable(until deadline: UInt64) async -> Bool {
+        if isClosed { return false }
+        setDeadline(deadline)
+        return await withUnsafeContinuation { readWaiter = $0 }
+    }
+
+    @LoopActor
+    public func waitWritable(until deadline: UInt64) async -> Bool {
+        if isClosed { return false }
+        setDeadline(deadline)
+        return await withUnsafeContinuation { writeWaiter = $0 }
+    }
+
+    // MARK: I/O
+
+    /// Reads what is there now: >0 bytes, 0 on EOF, nil when it would block.
+    public func readNow(_ into: UnsafeMutableRawBufferPointer) throws(IOError) -> Int? {
+        while true {
+            let n = Glibc.read(fd, into.baseAddress, into.count)
+            if n >= 0 { return n }
+            let e = errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { return nil }
+            throw .errno(e)
+        }
+    }
+
+    /// Reads at least one byte (or EOF as 0), waiting until `deadline`.
+    @LoopActor
+    public func read(into: UnsafeMutableRawBufferPointer, until deadline: UInt64) async throws(IOError) -> Int {
+        while true {
+            if isClosed { throw .closed }
+            if let n = try readNow(into) { return n }
+            guard await waitReadable(until: deadline) else { throw isClosed ? .closed : .timedOut }
+        }
+    }
+
+    /// Writes as much as the kernel takes now; nil when it would block.
+    public func writeNow(_ bytes: UnsafeRawBufferPointer) throws(IOError) -> Int? {
+        while true {
+            let n = Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+            if n >= 0 { return n }
+            let e = errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { return nil }
+            throw .errno(e)
+        }
+    }
+
+    /// Writes all of `bytes`: write first, wait for EPOLLOUT only after a short write.
+    @LoopActor
+    public func write(_ bytes: UnsafeRawBufferPointer, until deadline: UInt64) async throws(IOError) {
+        var offset = 0
+        while offset < bytes.count {
+            if isClosed { throw .closed }
+            if let n = try writeNow(UnsafeRawBufferPointer(rebasing: bytes[offset...])) {
+                offset += n
+            } else if !(await waitWritable(until: deadline)) {
+                throw isClosed ? .closed : .timedOut
+            }
+        }
+    }
+
+    /// Writes `a` then `b` with writev, so a rewritten head and the body bytes after it go out in one call.
+    @LoopActor
+    public func write(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, until deadline: UInt64) async throws(IOError) {
+        if b.isEmpty { return try await write(a, until: deadline) }
+        var iov = (iovec(iov_base: UnsafeMutableRawPointer(mutating: a.baseAddress), iov_len: a.count),
+                   iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress), iov_len: b.count))
+        let total = a.count + b.count
+        var n = 0
+        while true {
+            if isClosed { throw .closed }
+            n = withUnsafeMutablePointer(to: &iov) { $0.withMemoryRebound(to: iovec.self, capacity: 2) { Glibc.writev(fd, $0, 2) } }
+            if n >= 0 { break }
+            let e = errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK {
+                guard await waitWritable(until: deadline) else { throw isClosed ? .closed : .timedOut }
+                continue
+            }
+            throw .errno(e)
+        }
+        if n == total { return }
+        if n < a.count {
+            try await write(UnsafeRawBufferPointer(rebasing: a[n...]), until: deadline)
+            try await write(b, until: deadline)
+        } else {
+            try await write(UnsafeRawBufferPointer(rebasing: b[(n - a.count)...]), until: deadline)
+        }
+    }
+
+    // MARK: Closing
+
+    /// Closes the fd now; a waiting task sees `.closed`.
+    public func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        parked = nil
+        EventLoop.shared.timers.remove(self)
+        EventLoop.shared.unregister(fd: fd)
+        Glibc.close(fd)
+        let r = readWaiter, w = writeWaiter
+        readWaiter = nil
+        writeWaiter = nil
+        r?.resume(returning: false)
+        w?.resume(returning: false)
+    }
+
+    /// Sends a FIN but keeps reading possible.
+    public func shutdownWrite() { _ = Glibc.shutdown(fd, Int32(SHUT_WR)) }
+
+    /// Closes with an RST (SO_LINGER 0): for connections whose state we no longer trust.
+    public func abort() {
+        var l = linger(l_onoff: 1, l_linger: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
+        close()
+    }
+}

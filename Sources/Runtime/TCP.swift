@@ -1,0 +1,104 @@
+import CLinux
+import Glibc
+
+/// Creating, binding, accepting and connecting TCP sockets. Every socket is non-blocking,
+/// close-on-exec and TCP_NODELAY.
+public enum TCP {
+    /// Opens a listening socket (SO_REUSEADDR, and SO_REUSEPORT so N processes can share a port).
+    public static func listen(on address: SocketAddress, backlog: Int32 = 4096) throws(IOError) -> Socket {
+        let fd = socket(address.family == .v4 ? AF_INET : AF_INET6, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .errno(errno) }
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
+        let rc = address.withSockaddr { Glibc.bind(fd, $0, $1) }
+        guard rc == 0, Glibc.listen(fd, backlog) == 0 else {
+            let e = errno
+            Glibc.close(fd)
+            throw .errno(e)
+        }
+        guard let s = Socket(fd: fd) else { throw .errno(EBADF) }
+        return s
+    }
+
+    /// The address a socket is bound to (to learn the port after binding port 0).
+    public static func localAddress(of socket: Socket) -> SocketAddress? {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket.fd, $0, &len) }
+        }
+        guard rc == 0 else { return nil }
+        return withUnsafeBytes(of: &storage) { SocketAddress.from(storage: $0.baseAddress!) }
+    }
+
+    /// One accepted connection: its fd and the peer's address (not yet registered with the loop).
+    public struct Accepted {
+        public let fd: Int32
+        public let peer: SocketAddress?
+    }
+
+    /// Accepts one connection if one is pending; nil when none is.
+    public static func acceptNow(_ listener: Socket) throws(IOError) -> Accepted? {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        while true {
+            let fd = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    gh_accept4(listener.fd, $0, &len, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
+                }
+            }
+            if fd >= 0 {
+                setNoDelay(fd)
+                let peer = withUnsafeBytes(of: &storage) { SocketAddress.from(storage: $0.baseAddress!) }
+                return Accepted(fd: fd, peer: peer)
+            }
+            let e = errno
+            if e == EINTR || e == ECONNABORTED { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { return nil }
+            throw .errno(e)
+        }
+    }
+
+    /// Waits for a connection; rethrows EMFILE/ENFILE so the caller can back off.
+    @LoopActor
+    public static func accept(_ listener: Socket) async throws(IOError) -> Accepted {
+        while true {
+            if let a = try acceptNow(listener) { return a }
+            guard await listener.waitReadable(until: 0) else { throw .closed }
+        }
+    }
+
+    /// Connects to `address`, failing after `deadline`. The socket is registered with the loop.
+    @LoopActor
+    public static func connect(to address: SocketAddress, until deadline: UInt64) async throws(IOError) -> Socket {
+        let fd = socket(address.family == .v4 ? AF_INET : AF_INET6, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .errno(errno) }
+        setNoDelay(fd)
+        let rc = address.withSockaddr { Glibc.connect(fd, $0, $1) }
+        let e = errno
+        guard let s = Socket(fd: fd) else { throw .errno(EBADF) }
+        if rc == 0 { return s }
+        guard e == EINPROGRESS else {
+            s.close()
+            throw .errno(e)
+        }
+        guard await s.waitWritable(until: deadline) else {
+            s.close()
+            throw .timedOut
+        }
+        var err: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        _ = getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
+        if err != 0 {
+            s.close()
+            throw .errno(err)
+        }
+        return s
+    }
+
+    static func setNoDelay(_ fd: Int32) {
+        var one: Int32 = 1
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+}
