@@ -41,8 +41,9 @@ public enum BodyEvent: Equatable, Sendable {
 /// Incremental body decoder: content-length, chunked (with extensions and trailers, strictly), or
 /// until close. It never buffers; the caller forwards the raw bytes it consumed or the payload spans.
 public struct BodyFramer: Sendable {
-    private enum ChunkState: Sendable {
-        case size(digits: Int), sizeSpace, ext, sizeLF, data, dataCR, dataLF
+    private enum ChunkState: Sendable, Equatable {
+        case size(digits: Int), sizeSpace, sizeLF, data, dataCR, dataLF
+        case extStart, extName, extNameSpace, extValueStart, extValue, extQuoted, extQuotedEscape, extAfterValue
         case trailerStart, trailer, trailerLF, finalLF
     }
 
@@ -102,6 +103,39 @@ public struct BodyFramer: Sendable {
         }
     }
 
+    /// chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ) (RFC 9112 §7.1.1).
+    private mutating func chunkExtension(_ b: UInt8) -> Bool {
+        let sp = b == 0x20 || b == 0x09
+        let tok = ByteClass.isToken(b)
+        switch state {
+        case .extStart:
+            if tok { state = .extName } else if !sp { return false }
+        case .extName, .extNameSpace:
+            if b == UInt8(ascii: "=") { state = .extValueStart }
+            else if b == UInt8(ascii: ";") { state = .extStart }
+            else if b == 0x0D { state = .sizeLF }
+            else if sp { state = .extNameSpace }
+            else if !(tok && state == .extName) { return false }
+        case .extValueStart:
+            if b == UInt8(ascii: "\"") { state = .extQuoted } else if tok { state = .extValue } else if !sp { return false }
+        case .extValue, .extAfterValue:
+            if b == UInt8(ascii: ";") { state = .extStart }
+            else if b == 0x0D { state = .sizeLF }
+            else if sp { state = .extAfterValue }
+            else if !(tok && state == .extValue) { return false }
+        case .extQuoted:
+            if b == UInt8(ascii: "\"") { state = .extAfterValue }
+            else if b == UInt8(ascii: "\\") { state = .extQuotedEscape }
+            else if !(b == 0x09 || (b >= 0x20 && b != 0x7F)) { return false }
+        case .extQuotedEscape:
+            if !(b == 0x09 || (b >= 0x20 && b != 0x7F)) { return false }
+            state = .extQuoted
+        default:
+            return false
+        }
+        return true
+    }
+
     private mutating func nextChunked(_ input: UnsafeRawBufferPointer) -> BodyEvent {
         var i = 0
         let n = input.count
@@ -118,18 +152,17 @@ public struct BodyFramer: Sendable {
                 } else if b == 0x0D {
                     state = .sizeLF
                 } else if b == UInt8(ascii: ";") {
-                    state = .ext
+                    state = .extStart
                 } else if b == 0x20 || b == 0x09 {
                     state = .sizeSpace
                 } else {
                     return .error(.badRequest("bad chunk size"))
                 }
             case .sizeSpace:
-                if b == UInt8(ascii: ";") { state = .ext }
+                if b == UInt8(ascii: ";") { state = .extStart }
                 else if b != 0x20 && b != 0x09 { return .error(.badRequest("bad chunk size")) }
-            case .ext:
-                if b == 0x0D { state = .sizeLF }
-                else if !(b == 0x09 || (b >= 0x20 && b != 0x7F)) { return .error(.badRequest("bad chunk extension")) }
+            case .extStart, .extName, .extNameSpace, .extValueStart, .extValue, .extQuoted, .extQuotedEscape, .extAfterValue:
+                guard chunkExtension(b) else { return .error(.badRequest("bad chunk extension")) }
             case .sizeLF:
                 guard b == 0x0A else { return .error(.badRequest("bad chunk line ending")) }
                 if chunkSize == 0 {

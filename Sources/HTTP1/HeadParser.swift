@@ -51,15 +51,18 @@ public struct HeadParser: Sendable {
     }
 
     /// Parses the head at the start of `buf`. Call again with the same (grown) bytes after `.needMore`.
+    /// Each line is checked as soon as its LF arrives, so a bad line is refused before the head ends.
     public mutating func parse(_ buf: UnsafeRawBufferPointer) -> HeadResult {
         var i = scanned
         let n = buf.count
         while i < n {
             let b = buf[i]
-            if b == 0x0A {
-                if i == 0 || buf[i - 1] != 0x0D || i - 1 < lineStart {
-                    return .error(.badRequest("bare LF"))
-                }
+            if b == 0x0D {
+                // Look at what follows the CR; when it has not arrived, rescan the CR next time.
+                if i + 1 == n { break }
+                if buf[i + 1] != 0x0A { return .error(.badRequest("bare CR")) }
+            } else if b == 0x0A {
+                if i == lineStart || buf[i - 1] != 0x0D { return .error(.badRequest("bare LF")) }
                 let lineLength = i - 1 - lineStart
                 if lineLength == 0 {
                     if !sawFirstLine && kind == .request && leading < 8 {
@@ -71,13 +74,27 @@ public struct HeadParser: Sendable {
                     }
                     if !sawFirstLine { return .error(.badRequest("empty start line")) }
                     scanned = i + 1
-                    return finish(buf, end: i + 1)
+                    if i + 1 - leading > limits.maxHeadBytes {
+                        return .error(kind == .request ? .headersTooLarge : .badRequest("response head too large"))
+                    }
+                    head.end = i + 1
+                    return applySemantics(buf)
                 }
-                if !sawFirstLine && kind == .request && lineLength > limits.maxTargetBytes + 32 {
-                    return .error(.uriTooLong)
+                var p = lineStart
+                if !sawFirstLine {
+                    head.start = leading
+                    let ok = kind == .request ? parseRequestLine(buf, &p) != nil : parseStatusLine(buf, &p) != nil
+                    if !ok { return .error(lastError) }
+                    sawFirstLine = true
+                } else {
+                    if head.headers.count >= limits.maxHeaders {
+                        return .error(kind == .request ? .headersTooLarge : .badRequest("too many headers"))
+                    }
+                    guard parseField(buf, &p) else { return .error(lastError) }
                 }
-                sawFirstLine = true
                 lineStart = i + 1
+            } else if i == lineStart && sawFirstLine && (b == 0x20 || b == 0x09) {
+                return .error(.badRequest("obsolete line folding"))
             }
             i += 1
         }
@@ -90,30 +107,6 @@ public struct HeadParser: Sendable {
             return .error(.uriTooLong)
         }
         return .needMore
-    }
-
-    private mutating func finish(_ buf: UnsafeRawBufferPointer, end: Int) -> HeadResult {
-        if end - leading > limits.maxHeadBytes {
-            return .error(kind == .request ? .headersTooLarge : .badRequest("response head too large"))
-        }
-        head.start = leading
-        head.end = end
-        var p = leading
-        let startLineEnd: Int
-        switch kind {
-        case .request:
-            guard let e = parseRequestLine(buf, &p) else { return .error(lastError) }
-            startLineEnd = e
-        case .response:
-            guard let e = parseStatusLine(buf, &p) else { return .error(lastError) }
-            startLineEnd = e
-        }
-        p = startLineEnd
-        while p < end - 2 {
-            if head.headers.count >= limits.maxHeaders { return .error(kind == .request ? .headersTooLarge : .badRequest("too many headers")) }
-            guard parseField(buf, &p) else { return .error(lastError) }
-        }
-        return applySemantics(buf)
     }
 
     private var lastError: HTTPError = .badRequest("malformed")
@@ -224,10 +217,6 @@ public struct HeadParser: Sendable {
             if b != 0x20 && b != 0x09 { lastNonSpace = p }
         }
         guard buf[p + 1] == 0x0A else { lastError = .badRequest("bare CR"); return false }
-        if buf[p + 2] == 0x20 || buf[p + 2] == 0x09 {
-            lastError = .badRequest("obsolete line folding")
-            return false
-        }
         let value = ByteRange(start: v, count: lastNonSpace - v)
         head.headers.append(HeaderField(name: name, value: value, kind: HeaderKind.classify(buf, name)))
         p += 2

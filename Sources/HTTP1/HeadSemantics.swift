@@ -41,6 +41,8 @@ extension HeadParser {
                     for k in 0..<tok.count where !ByteClass.isToken(buf[tok.start + k]) { bad = true }
                 }
                 if bad { return .error(.badRequest("bad Connection header")) }
+            case .smuggled:
+                return .error(.badRequest("framing header spelled with underscore"))
             case .host:
                 hosts += 1
                 head.host = f.value

@@ -3,6 +3,8 @@ public enum HeaderKind: UInt8, Sendable {
     case other
     case contentLength, transferEncoding, connection, host, keepAlive, te, trailer, upgrade
     case proxyConnection, expect, xForwardedFor, xForwardedProto, xForwardedHost
+    /// A framing header spelled with '_' for '-': some servers fold it into the real one.
+    case smuggled
 
     /// Headers that describe one hop only (RFC 9110 §7.6.1) and are never forwarded as they are.
     public var isHopByHop: Bool {
@@ -14,6 +16,8 @@ public enum HeaderKind: UInt8, Sendable {
 
     static func classify(_ buf: UnsafeRawBufferPointer, _ name: ByteRange) -> HeaderKind {
         switch name.count {
+        case 14 where buf.equalsLowercaseUnderscored(name, "content-length"): return .smuggled
+        case 17 where buf.equalsLowercaseUnderscored(name, "transfer-encoding"): return .smuggled
         case 2: return buf.equalsLowercase(name, "te") ? .te : .other
         case 4: return buf.equalsLowercase(name, "host") ? .host : .other
         case 6: return buf.equalsLowercase(name, "expect") ? .expect : .other

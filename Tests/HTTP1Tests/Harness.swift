@@ -62,6 +62,10 @@ func drive(_ bytes: [UInt8], kind: HeadParser.Kind, split: Int? = nil, requestMe
             }
         }
     }
+    // Empty lines before a request-line are ignored (RFC 9112 §2.2), so CRLFs after the last message are fine.
+    if framer == nil && messages > 0 && kind == .request && bytes[base...].allSatisfy({ $0 == 0x0D || $0 == 0x0A }) {
+        return Outcome(verdict: .accept, messages: messages, error: nil)
+    }
     if framer == nil && base == bytes.count && messages > 0 { return Outcome(verdict: .accept, messages: messages, error: nil) }
     if let f = framer, case .untilClose = f.framing { return Outcome(verdict: .accept, messages: messages + 1, error: nil) }
     return Outcome(verdict: .incomplete, messages: messages, error: nil)
