@@ -1,0 +1,197 @@
+/// Builds a validated `Configuration` from proxy.conf text. Every error names file, line and directive.
+public enum ConfigLoader {
+    public static func load(text: String, file: String) throws(ConfigError) -> Configuration {
+        let directives = try DirectiveParser.parse(text, file: file)
+        var b = Builder(file: file)
+        try b.top(directives)
+        return try b.validate()
+    }
+}
+
+private struct Builder {
+    let file: String
+    var config = Configuration()
+    var sawMetrics = false
+
+    init(file: String) { self.file = file }
+
+    func error(_ d: Directive, _ message: String) -> ConfigError {
+        ConfigError(file: file, line: d.line, directive: d.name, message: message)
+    }
+
+    func one(_ d: Directive) throws(ConfigError) -> String {
+        guard d.block == nil else { throw error(d, "takes no block") }
+        guard d.args.count == 1 else { throw error(d, "takes exactly one argument") }
+        return d.args[0]
+    }
+
+    func duration(_ d: Directive) throws(ConfigError) -> UInt64 {
+        let s = try one(d)
+        guard let v = Units.duration(s) else { throw error(d, "invalid duration \"\(s)\" (use e.g. 500ms, 10s, 2m)") }
+        return v
+    }
+
+    func size(_ d: Directive) throws(ConfigError) -> Int {
+        let s = try one(d)
+        guard let v = Units.size(s) else { throw error(d, "invalid size \"\(s)\" (use e.g. 512, 16k, 1m)") }
+        return v
+    }
+
+    func count(_ d: Directive, min: Int = 0) throws(ConfigError) -> Int {
+        let s = try one(d)
+        guard let v = Int(s), v >= min else { throw error(d, "invalid number \"\(s)\" (at least \(min))") }
+        return v
+    }
+
+    func address(_ d: Directive, _ s: String) throws(ConfigError) -> HostPort {
+        guard let hp = HostPort.parse(s) else { throw error(d, "invalid address \"\(s)\" (use host:port)") }
+        return hp
+    }
+
+    func block(_ d: Directive) throws(ConfigError) -> [Directive] {
+        guard let b = d.block else { throw error(d, "needs a { } block") }
+        return b
+    }
+
+    mutating func top(_ ds: [Directive]) throws(ConfigError) {
+        for d in ds {
+            switch d.name {
+            case "log_level":
+                let v = try one(d)
+                guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(v) else {
+                    throw error(d, "unknown level \"\(v)\"")
+                }
+                config.logLevel = v
+            case "metrics":
+                let v = try one(d)
+                config.metrics = v == "off" ? nil : try address(d, v)
+                sawMetrics = true
+            case "buffer_size":
+                let v = try size(d)
+                guard v >= 4096, v <= 1 << 20 else { throw error(d, "must be between 4k and 1m") }
+                config.bufferSize = v
+            case "buffer_cache":
+                config.bufferCacheCount = try count(d)
+            case "park_after":
+                config.parkAfter = try duration(d)
+            case "timeouts":
+                for c in try block(d) { try timeout(c) }
+            case "limits":
+                for c in try block(d) { try limit(c) }
+            case "backend":
+                guard d.args.count == 1 else { throw error(d, "takes a name") }
+                guard config.backend(named: d.args[0]) == nil else { throw error(d, "backend \"\(d.args[0])\" is defined twice") }
+                var g = BackendGroup(name: d.args[0])
+                for c in try block(d) { try backend(c, &g) }
+                guard !g.servers.isEmpty else { throw error(d, "backend \"\(g.name)\" has no server") }
+                config.backends.append(g)
+            case "server":
+                guard d.args.isEmpty else { throw error(d, "takes no arguments") }
+                var s = ServerBlock()
+                for c in try block(d) {
+                    switch c.name {
+                    case "listen": s.listen.append(try address(c, try one(c)))
+                    case "proxy_pass": s.backend = try one(c)
+                    default: throw error(c, "unknown directive in server block")
+                    }
+                }
+                guard !s.listen.isEmpty else { throw error(d, "server block has no listen") }
+                guard !s.backend.isEmpty else { throw error(d, "server block has no proxy_pass") }
+                serverLines.append(d)
+                config.servers.append(s)
+            default:
+                throw error(d, "unknown directive")
+            }
+        }
+    }
+
+    var serverLines: [Directive] = []
+    var headerLimitLine = 1
+
+    mutating func timeout(_ d: Directive) throws(ConfigError) {
+        let v = try duration(d)
+        guard v > 0 else { throw error(d, "must be greater than 0") }
+        switch d.name {
+        case "client_header": config.timeouts.clientHeader = v
+        case "client_body": config.timeouts.clientBody = v
+        case "client_send": config.timeouts.clientSend = v
+        case "keepalive": config.timeouts.keepAlive = v
+        case "upstream_connect": config.timeouts.upstreamConnect = v
+        case "upstream_header": config.timeouts.upstreamHeader = v
+        case "upstream_read": config.timeouts.upstreamRead = v
+        case "upstream_send": config.timeouts.upstreamSend = v
+        case "drain": config.timeouts.drain = v
+        default: throw error(d, "unknown timeout")
+        }
+    }
+
+    mutating func limit(_ d: Directive) throws(ConfigError) {
+        switch d.name {
+        case "max_connections": config.limits.maxConnections = try count(d, min: 1)
+        case "max_header_bytes":
+            config.limits.maxHeaderBytes = try size(d)
+            headerLimitLine = d.line
+        case "max_uri_bytes": config.limits.maxURIBytes = try size(d)
+        case "max_headers": config.limits.maxHeaders = try count(d, min: 1)
+        case "max_body_bytes": config.limits.maxBodyBytes = UInt64(try size(d))
+        case "keepalive_requests": config.limits.maxKeepAliveRequests = try count(d, min: 1)
+        default: throw error(d, "unknown limit")
+        }
+    }
+
+    func backend(_ d: Directive, _ g: inout BackendGroup) throws(ConfigError) {
+        switch d.name {
+        case "server": g.servers.append(try address(d, try one(d)))
+        case "balance":
+            let v = try one(d)
+            guard let b = Balance(rawValue: v) else { throw error(d, "unknown method \"\(v)\" (round_robin or least_conn)") }
+            g.balance = b
+        case "max_connections": g.maxConnections = try count(d, min: 1)
+        case "max_idle": g.maxIdle = try count(d)
+        case "idle_timeout": g.idleTimeout = try duration(d)
+        case "max_requests": g.maxRequestsPerConnection = try count(d, min: 1)
+        case "queue_size": g.queueSize = try count(d)
+        case "queue_timeout": g.queueTimeout = try duration(d)
+        case "max_fails": g.maxFails = try count(d, min: 1)
+        case "fail_timeout": g.failTimeout = try duration(d)
+        case "retry":
+            let v = try one(d)
+            guard v == "on" || v == "off" else { throw error(d, "use on or off") }
+            g.retry = v == "on"
+        default: throw error(d, "unknown directive in backend block")
+        }
+    }
+
+    func validate() throws(ConfigError) -> Configuration {
+        guard !config.servers.isEmpty else {
+            throw ConfigError(file: file, line: 1, directive: "server", message: "no server block: nothing to listen on")
+        }
+        for (s, d) in zip(config.servers, serverLines) where config.backend(named: s.backend) == nil {
+            throw ConfigError(file: file, line: d.line, directive: "proxy_pass", message: "unknown backend \"\(s.backend)\"")
+        }
+        guard config.limits.maxHeaderBytes <= config.bufferSize else {
+            throw ConfigError(file: file, line: headerLimitLine, directive: "max_header_bytes", message: "must not exceed buffer_size (\(config.bufferSize))")
+        }
+        return config
+    }
+}
+
+/// Parsing of durations ("250ms", "10s", "2m", "1h"; a bare number is seconds) and sizes ("16k").
+public enum Units {
+    public static func duration(_ s: String) -> UInt64? {
+        let table: [(String, UInt64)] = [("ms", 1_000_000), ("s", 1_000_000_000), ("m", 60_000_000_000), ("h", 3_600_000_000_000)]
+        for (suffix, mult) in table where s.hasSuffix(suffix) {
+            if let n = UInt64(s.dropLast(suffix.count)) { return n * mult }
+        }
+        return UInt64(s).map { $0 * 1_000_000_000 }
+    }
+
+    public static func size(_ s: String) -> Int? {
+        let lower = s.lowercased()
+        let table: [(String, Int)] = [("k", 1024), ("m", 1024 * 1024), ("g", 1024 * 1024 * 1024)]
+        for (suffix, mult) in table where lower.hasSuffix(suffix) {
+            if let n = Int(lower.dropLast()), n >= 0 { return n * mult }
+        }
+        return Int(lower).flatMap { $0 >= 0 ? $0 : nil }
+    }
+}

@@ -1,0 +1,147 @@
+/// A host and port as written in the config; resolved to a socket address at startup.
+public struct HostPort: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: UInt16
+    public init(host: String, port: UInt16) {
+        self.host = host
+        self.port = port
+    }
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// Parses "host:port" or "[v6]:port".
+    public static func parse(_ text: String) -> HostPort? {
+        var host: Substring
+        var portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":") else { return nil }
+            portText = rest.dropFirst()
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+        }
+        guard !host.isEmpty, let port = UInt16(portText) else { return nil }
+        if host == "*" { host = "0.0.0.0" }
+        return HostPort(host: String(host), port: port)
+    }
+}
+
+/// How a backend group picks a server.
+public enum Balance: String, Sendable {
+    case roundRobin = "round_robin"
+    case leastConnections = "least_conn"
+}
+
+/// Timeouts, in nanoseconds. Defaults follow nginx where it has one.
+public struct Timeouts: Sendable, Equatable {
+    /// Reading a request head, from its first wait (nginx client_header_timeout).
+    public var clientHeader: UInt64 = 10 * sec
+    /// Between two reads of a request body (nginx client_body_timeout).
+    public var clientBody: UInt64 = 30 * sec
+    /// Between two writes to a client that does not read (nginx send_timeout).
+    public var clientSend: UInt64 = 30 * sec
+    /// An idle keep-alive client connection (nginx keepalive_timeout 75s; we use 60s).
+    public var keepAlive: UInt64 = 60 * sec
+    /// Connecting to a backend server (nginx proxy_connect_timeout 60s; a dead host should fail faster).
+    public var upstreamConnect: UInt64 = 5 * sec
+    /// From the request's end until the response head arrives (nginx proxy_read_timeout).
+    public var upstreamHeader: UInt64 = 60 * sec
+    /// Between two reads of a response body.
+    public var upstreamRead: UInt64 = 60 * sec
+    /// Between two writes of a request body to a backend.
+    public var upstreamSend: UInt64 = 60 * sec
+    /// How long SIGTERM waits for in-flight requests.
+    public var drain: UInt64 = 30 * sec
+
+    public init() {}
+    static let sec: UInt64 = 1_000_000_000
+}
+
+/// Limits on what a client may send and hold.
+public struct Limits: Sendable, Equatable {
+    /// Client connections held at once; beyond it, accepting pauses.
+    public var maxConnections = 16_000
+    /// Request head bytes (431 beyond).
+    public var maxHeaderBytes = 16 * 1024
+    /// Request-target bytes (414 beyond).
+    public var maxURIBytes = 8 * 1024
+    /// Header fields in a request (431 beyond).
+    public var maxHeaders = 100
+    /// Request body bytes, 0 for no limit (413 beyond).
+    public var maxBodyBytes: UInt64 = 0
+    /// Requests served on one client connection before it is closed (nginx keepalive_requests).
+    public var maxKeepAliveRequests = 10_000
+    public init() {}
+}
+
+/// A named group of backend servers with its pool and queue settings.
+public struct BackendGroup: Sendable, Equatable {
+    public var name: String
+    public var servers: [HostPort] = []
+    public var balance: Balance = .roundRobin
+    /// Upstream connections open at once per server (leased plus connecting).
+    public var maxConnections = 256
+    /// Idle keep-alive connections kept per server.
+    public var maxIdle = 64
+    /// How long a pooled connection may stay idle.
+    public var idleTimeout: UInt64 = 60 * Timeouts.sec
+    /// Requests on one upstream connection before it is retired.
+    public var maxRequestsPerConnection = 10_000
+    /// Requests that may wait for a connection when every server is at its limit (503 beyond).
+    public var queueSize = 10_000
+    /// How long a request waits in that queue (503 with Retry-After after).
+    public var queueTimeout: UInt64 = 5 * Timeouts.sec
+    /// Consecutive failures that take a server out of rotation (passive health).
+    public var maxFails = 3
+    /// How long a failed server stays out before it is tried again.
+    public var failTimeout: UInt64 = 10 * Timeouts.sec
+    /// Retry an idempotent request (or one nothing was sent for) once on another server.
+    public var retry = true
+
+    public init(name: String) { self.name = name }
+}
+
+/// A client-facing listener and the group it forwards to.
+public struct ServerBlock: Sendable, Equatable {
+    public var listen: [HostPort] = []
+    public var backend: String = ""
+    public init() {}
+}
+
+/// The whole validated, immutable configuration.
+public struct Configuration: Sendable, Equatable {
+    public var servers: [ServerBlock] = []
+    public var backends: [BackendGroup] = []
+    /// Where /metrics and /health answer; nil turns the listener off.
+    public var metrics: HostPort? = HostPort(host: "127.0.0.1", port: 9090)
+    public var logLevel = "info"
+    /// Bytes per connection buffer: the high-water mark of a body in flight in each direction.
+    public var bufferSize = 16 * 1024
+    /// Idle buffers kept for reuse.
+    public var bufferCacheCount = 1024
+    /// A keep-alive client whose next request has not begun after this long gives back its task
+    /// and buffer and becomes a small record the loop owns.
+    public var parkAfter: UInt64 = 200 * 1_000_000
+    public var timeouts = Timeouts()
+    public var limits = Limits()
+    public init() {}
+
+    public func backend(named name: String) -> BackendGroup? { backends.first { $0.name == name } }
+
+    /// The one-line mode: one listener in front of one group.
+    public static func quick(listen: [HostPort], backends: [HostPort], metrics: HostPort?) -> Configuration {
+        var c = Configuration()
+        var g = BackendGroup(name: "default")
+        g.servers = backends
+        c.backends = [g]
+        var s = ServerBlock()
+        s.listen = listen
+        s.backend = "default"
+        c.servers = [s]
+        c.metrics = metrics
+        return c
+    }
+}

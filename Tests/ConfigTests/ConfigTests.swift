@@ -1,0 +1,65 @@
+import Config
+import Foundation
+import Testing
+
+@Suite("Configuration")
+struct ConfigTests {
+    static let root: String = {
+        var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast(3)
+        return parts.joined(separator: "/")
+    }()
+
+    @Test("the committed proxy.conf is valid and means what it says")
+    func committedConfig() throws {
+        let text = try String(contentsOfFile: Self.root + "/proxy.conf", encoding: .utf8)
+        let c = try ConfigLoader.load(text: text, file: "proxy.conf")
+        #expect(c.servers.first?.listen == [HostPort(host: "127.0.0.1", port: 8080)])
+        #expect(c.backend(named: "demo")?.servers == [HostPort(host: "127.0.0.1", port: 9001)])
+        #expect(c.metrics == HostPort(host: "127.0.0.1", port: 9090))
+        #expect(c.timeouts.upstreamConnect == 5_000_000_000)
+    }
+
+    @Test("defaults apply where the file is silent")
+    func defaults() throws {
+        let c = try ConfigLoader.load(text: "backend b { server 10.0.0.1:80; server [::1]:81; balance least_conn; }\nserver { listen *:0; proxy_pass b; }", file: "x.conf")
+        let g = try #require(c.backend(named: "b"))
+        #expect(g.servers.count == 2 && g.servers[1].host == "::1")
+        #expect(g.balance == .leastConnections)
+        #expect(g.maxConnections == 256 && g.queueTimeout == 5_000_000_000)
+        #expect(c.timeouts == Timeouts())
+        #expect(c.servers[0].listen[0].host == "0.0.0.0")
+    }
+
+    @Test("units", arguments: [("250ms", UInt64(250_000_000)), ("10s", 10_000_000_000), ("2m", 120_000_000_000), ("3", 3_000_000_000)])
+    func durations(_ c: (String, UInt64)) {
+        #expect(Units.duration(c.0) == c.1)
+    }
+
+    static let bad: [(String, Int, String?, String)] = [
+        ("bogus 1;\n", 1, "bogus", "unknown directive"),
+        ("\n\ntimeouts {\n  keepalive soon;\n}\n", 4, "keepalive", "invalid duration"),
+        ("backend b {\n server nowhere;\n}\n", 2, "server", "invalid address"),
+        ("backend b { server 1.2.3.4:5; }\nserver {\n listen 1.2.3.4:80;\n proxy_pass c;\n}\n", 2, "proxy_pass", "unknown backend"),
+        ("backend b {\n server 1.2.3.4:5;\n balance random;\n}\n", 3, "balance", "unknown method"),
+        ("log_level info\n", 1, "log_level", "missing"),
+        ("backend b { server 1.2.3.4:5; }\n", 1, "server", "no server block"),
+        ("limits { max_header_bytes 64k; }\nbackend b { server 1.2.3.4:5; }\nserver { listen 1.2.3.4:80; proxy_pass b; }", 1, "max_header_bytes", "buffer_size"),
+        ("backend b {\n}\n", 1, "backend", "no server"),
+        ("server { listen 1:1; proxy_pass b; \n", 1, "server", "missing \"}\""),
+    ]
+
+    @Test("errors name file, line and directive", arguments: bad)
+    func errors(_ c: (String, Int, String?, String)) {
+        do {
+            _ = try ConfigLoader.load(text: c.0, file: "bad.conf")
+            Issue.record("accepted: \(c.0)")
+        } catch {
+            #expect(error.file == "bad.conf")
+            #expect(error.line == c.1, "\(error)")
+            #expect(error.directive == c.2, "\(error)")
+            #expect(error.message.contains(c.3), "\(error)")
+            #expect(error.description.hasPrefix("bad.conf:\(c.1):"))
+        }
+    }
+}
