@@ -32,6 +32,7 @@ let package = Package(
             name: "Proxy",
             dependencies: [
                 "Runtime", "HTTP1", "Config", "Telemetry", "CTLSShim", "CLinux",
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -1,0 +1,177 @@
+import Config
+import HTTP1
+import Runtime
+
+/// One client connection. While a request is in progress a task runs `run()` as straight-line
+/// code; between requests the connection parks: the task ends, the buffer goes back to the pool,
+/// and what remains is this small record, which the loop wakes when bytes arrive.
+final class ClientSession: ParkedHandler, @unchecked Sendable {
+    let socket: Socket
+    unowned let ctx: ProxyContext
+    unowned let group: UpstreamGroup
+    let groupIndex: Int
+    let peer: String
+    let inbound: BufferSlot
+    var state: ClientConnectionState
+    var phase: ClientPhase?
+    /// The deadline of the current wait for a request to begin.
+    var idleWait: UInt64
+    /// Where the current request ends in the inbound buffer, when all of it is buffered.
+    var requestEnd = 0
+
+    init(socket: Socket, peer: String, ctx: ProxyContext, group: UpstreamGroup, groupIndex: Int) {
+        self.socket = socket
+        self.peer = peer
+        self.ctx = ctx
+        self.group = group
+        self.groupIndex = groupIndex
+        inbound = BufferSlot(pool: ctx.clientBuffers)
+        let now = EventLoop.shared.now
+        let c = ctx.config
+        state = ClientConnectionState(keepAliveTimeout: c.timeouts.keepAlive, headerTimeout: c.timeouts.clientHeader,
+                                      parkAfter: c.parkAfter, maxRequests: c.limits.maxKeepAliveRequests, now: now)
+        idleWait = state.firstWait(now: now)
+        ctx.stats.clientConnections += 1
+        ctx.register(self)
+    }
+
+    /// Parked, or waiting for the first byte of a request.
+    var isBetweenRequests: Bool { !inRequest && (phase == .idle || (phase == .reading && inbound.isEmpty)) }
+    var inRequest = false
+
+    func setPhase(_ p: ClientPhase?) {
+        if let old = phase { ctx.stats.leave(old) }
+        if let p { ctx.stats.enter(p) }
+        phase = p
+    }
+
+    private var closed = false
+
+    func close() {
+        setPhase(nil)
+        inbound.release()
+        if !closed { ctx.unregister(self) }
+        socket.close()
+        if !closed {
+            closed = true
+            ctx.stats.clientConnections -= 1
+        }
+    }
+
+    // MARK: Parked
+
+    func parkedReadable(_ socket: Socket) {
+        socket.unpark()
+        let now = EventLoop.shared.now
+        idleWait = min(now + ctx.config.parkAfter, state.idleDeadline)
+        spawnOnLoop { await self.run() }
+    }
+
+    func parkedExpired(_ socket: Socket) { close() }
+
+    /// Parks the connection (idle keep-alive) or closes it when its idle time is up.
+    private func park() {
+        switch state.waitExpired(now: EventLoop.shared.now) {
+        case .close:
+            close()
+        case .park(let until):
+            inbound.release()
+            setPhase(.idle)
+            socket.park(self, until: until)
+        }
+    }
+
+    // MARK: The task
+
+    @LoopActor
+    func run() async {
+        let ws = ctx.takeWorkspace()
+        defer { ctx.giveWorkspace(ws) }
+        while true {
+            setPhase(.reading)
+            ws.request.reset()
+            switch await readHead(ws) {
+            case .parked, .closed:
+                return
+            case .head:
+                break
+            }
+            inRequest = true
+            let keepAlive = await proxy(ws)
+            inRequest = false
+            let buffered = !inbound.isEmpty
+            if !buffered { inbound.releaseIfEmpty() }
+            switch state.responseDone(keepAlive: keepAlive && !socket.isClosed, draining: ctx.draining, buffered: buffered, now: EventLoop.shared.now) {
+            case .close:
+                close()
+                return
+            case .nextBuffered:
+                continue
+            case .waitNext(let until):
+                idleWait = until
+            }
+        }
+    }
+
+    enum HeadOutcome { case head, parked, closed }
+
+    /// Reads until a whole request head is parsed; answers and closes on bad input or timeout.
+    @LoopActor
+    private func readHead(_ ws: Workspace) async -> HeadOutcome {
+        var headDeadline: UInt64 = 0
+        while true {
+            if let buf = inbound.buffer, !buf.isEmpty {
+                if headDeadline == 0 { headDeadline = state.headerDeadline(now: EventLoop.shared.now) }
+                switch ws.request.parse(buf.readableBytes) {
+                case .complete:
+                    return .head
+                case .error(let e):
+                    ctx.stats.badRequestsTotal += 1
+                    await respond(Responses.error(e.status, close: true))
+                    close()
+                    return .closed
+                case .needMore:
+                    if buf.readIndex > 0 && buf.writableTail < buf.capacity / 4 {
+                        // Move the partial head to the front; the parser's offsets are relative to it.
+                        buf.compact()
+                    }
+                }
+            }
+            let waitingForFirstByte = inbound.isEmpty
+            do {
+                let n = try await inbound.fill(from: socket, until: waitingForFirstByte ? idleWait : headDeadline)
+                if n == 0 {
+                    close()
+                    return .closed
+                }
+            } catch .timedOut {
+                if waitingForFirstByte {
+                    park()
+                    return .parked
+                }
+                ctx.stats.timedOut(.clientHeader)
+                await respond(Responses.error(408, close: true))
+                close()
+                return .closed
+            } catch {
+                close()
+                return .closed
+            }
+        }
+    }
+
+    /// Sends one of the proxy's own responses (best effort).
+    @LoopActor
+    func respond(_ bytes: [UInt8]) async {
+        setPhase(.writing)
+        let deadline = EventLoop.shared.now + ctx.config.timeouts.clientSend
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
+        defer { copy.deallocate() }
+        copy.copyBytes(from: bytes)
+        do {
+            try await socket.write(UnsafeRawBufferPointer(copy), until: deadline)
+        } catch {
+            close()
+        }
+    }
+}

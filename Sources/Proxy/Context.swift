@@ -1,0 +1,71 @@
+import Config
+import HTTP1
+import Runtime
+
+/// Per-request scratch: parsers, the gather list and the upstream buffer slot. Pooled, so a
+/// connection holds one only while a request is in progress.
+final class Workspace: @unchecked Sendable {
+    var request: HeadParser
+    var response: HeadParser
+    let iov = IOVecList()
+    let upstream: BufferSlot
+    /// Room for the client's address in X-Forwarded-For.
+    let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+
+    init(limits: HeadLimits, upstreamPool: BufferPool) {
+        request = HeadParser(kind: .request, limits: limits)
+        var responseLimits = limits
+        responseLimits.maxHeadBytes = upstreamPool.bufferSize
+        responseLimits.maxHeaders = 256
+        response = HeadParser(kind: .response, limits: responseLimits)
+        upstream = BufferSlot(pool: upstreamPool)
+    }
+}
+
+/// What every session of the process shares: configuration, pools, stats.
+final class ProxyContext: @unchecked Sendable {
+    let config: Configuration
+    let stats = ProxyStats()
+    let clientBuffers: BufferPool
+    let upstreamBuffers: BufferPool
+    private var workspaces: [Workspace] = []
+    let headLimits: HeadLimits
+    var draining = false
+    /// Called when a request finishes: group index, status, duration in ns.
+    var onRequestDone: (Int, Int, UInt64) -> Void = { _, _, _ in }
+
+    init(config: Configuration) {
+        self.config = config
+        clientBuffers = BufferPool(bufferSize: config.bufferSize, maxFree: config.bufferCacheCount)
+        upstreamBuffers = BufferPool(bufferSize: config.bufferSize, maxFree: config.bufferCacheCount)
+        headLimits = HeadLimits(maxHeadBytes: config.limits.maxHeaderBytes, maxTargetBytes: config.limits.maxURIBytes, maxHeaders: config.limits.maxHeaders)
+    }
+
+    /// Live client sessions by fd, so a drain can find the idle ones.
+    var sessions: [ClientSession?] = []
+
+    func register(_ s: ClientSession) {
+        let fd = Int(s.socket.fd)
+        if fd >= sessions.count { sessions.append(contentsOf: repeatElement(nil, count: fd + 1 - sessions.count + 64)) }
+        sessions[fd] = s
+    }
+
+    func unregister(_ s: ClientSession) {
+        let fd = Int(s.socket.fd)
+        if fd < sessions.count, sessions[fd] === s { sessions[fd] = nil }
+    }
+
+    /// Closes sessions that are between requests (parked, or waiting for a request to begin).
+    func closeIdleSessions() {
+        for case let s? in sessions where s.isBetweenRequests { s.close() }
+    }
+
+    func takeWorkspace() -> Workspace {
+        workspaces.popLast() ?? Workspace(limits: headLimits, upstreamPool: upstreamBuffers)
+    }
+
+    func giveWorkspace(_ w: Workspace) {
+        w.upstream.release()
+        if workspaces.count < config.bufferCacheCount { workspaces.append(w) }
+    }
+}

@@ -1,0 +1,54 @@
+import Glibc
+import Runtime
+
+/// Accepts client connections on one listening socket. Running out of file descriptors pauses
+/// accepting briefly (counted) instead of spinning on the error or crashing, and so does reaching
+/// `limits.max_connections`.
+final class Listener: @unchecked Sendable {
+    let socket: Socket
+    unowned let ctx: ProxyContext
+    let group: UpstreamGroup
+    let groupIndex: Int
+    var stopped = false
+
+    init(socket: Socket, ctx: ProxyContext, group: UpstreamGroup, groupIndex: Int) {
+        self.socket = socket
+        self.ctx = ctx
+        self.group = group
+        self.groupIndex = groupIndex
+    }
+
+    @LoopActor
+    func run() async {
+        let stats = ctx.stats
+        while !stopped {
+            if stats.clientConnections >= ctx.config.limits.maxConnections {
+                stats.acceptPausesTotal += 1
+                await sleep(until: EventLoop.shared.now + 10_000_000)
+                continue
+            }
+            let accepted: TCP.Accepted
+            do {
+                accepted = try await TCP.accept(socket)
+            } catch {
+                if stopped { return }
+                if case .errno(let e) = error, e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM {
+                    stats.acceptPausesTotal += 1
+                    await sleep(until: EventLoop.shared.now + 100_000_000)
+                    continue
+                }
+                if error == .closed { return }
+                continue
+            }
+            stats.acceptedTotal += 1
+            guard let s = Socket(fd: accepted.fd) else { continue }
+            let session = ClientSession(socket: s, peer: accepted.peer?.host ?? "unknown", ctx: ctx, group: group, groupIndex: groupIndex)
+            spawnOnLoop { await session.run() }
+        }
+    }
+
+    func stop() {
+        stopped = true
+        socket.close()
+    }
+}

@@ -1,0 +1,86 @@
+import HTTP1
+import Runtime
+
+/// The metrics listener: GET /metrics (Prometheus text) and GET /health (200 serving, 503
+/// draining), with keep-alive for scrapers. On the same loop as the proxy, with its own port.
+final class MetricsEndpoint: @unchecked Sendable {
+    let socket: Socket
+    let metrics: ProxyMetrics
+    unowned let ctx: ProxyContext
+
+    init(socket: Socket, metrics: ProxyMetrics, ctx: ProxyContext) {
+        self.socket = socket
+        self.metrics = metrics
+        self.ctx = ctx
+    }
+
+    @LoopActor
+    func run() async {
+        while true {
+            guard let a = try? await TCP.accept(socket) else {
+                if socket.isClosed { return }
+                await sleep(until: EventLoop.shared.now + 100_000_000)
+                continue
+            }
+            guard let s = Socket(fd: a.fd) else { continue }
+            spawnOnLoop { await self.serve(s) }
+        }
+    }
+
+    @LoopActor
+    private func serve(_ s: Socket) async {
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 8)
+        defer {
+            buf.deallocate()
+            s.close()
+        }
+        var parser = HeadParser(kind: .request, limits: HeadLimits(maxHeadBytes: 8192, maxTargetBytes: 2048, maxHeaders: 64))
+        var have = 0
+        while true {
+            let deadline = EventLoop.shared.now + 30_000_000_000
+            guard let n = try? await s.read(into: UnsafeMutableRawBufferPointer(rebasing: buf[have...]), until: deadline), n > 0 else { return }
+            have += n
+            let result = parser.parse(UnsafeRawBufferPointer(rebasing: buf[0..<have]))
+            if result == .needMore {
+                if have == buf.count { return }
+                continue
+            }
+            guard result == .complete else {
+                await send(s, status: "400 Bad Request", type: "text/plain", body: Array("bad request\n".utf8), close: true)
+                return
+            }
+            let head = parser.head
+            let target = UnsafeRawBufferPointer(buf).string(head.target)
+            let path = target.split(separator: "?").first.map(String.init) ?? target
+            let keep = head.keepAlive
+            switch path {
+            case "/metrics":
+                await send(s, status: "200 OK", type: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render(), close: !keep, head: head.methodKind == .head)
+            case "/health":
+                if ctx.draining {
+                    await send(s, status: "503 Service Unavailable", type: "text/plain", body: Array("draining\n".utf8), close: !keep)
+                } else {
+                    await send(s, status: "200 OK", type: "text/plain", body: Array("ok\n".utf8), close: !keep)
+                }
+            default:
+                await send(s, status: "404 Not Found", type: "text/plain", body: Array("not found\n".utf8), close: !keep)
+            }
+            if !keep { return }
+            // Keep any pipelined bytes after this request (GETs have no body).
+            let used = head.end
+            if have > used { buf.baseAddress!.copyMemory(from: buf.baseAddress! + used, byteCount: have - used) }
+            have -= used
+            parser.reset()
+        }
+    }
+
+    @LoopActor
+    private func send(_ s: Socket, status: String, type: String, body: [UInt8], close: Bool, head: Bool = false) async {
+        var out = Array("HTTP/1.1 \(status)\r\nServer: gatehouse\r\nContent-Type: \(type)\r\nContent-Length: \(body.count)\r\n\(close ? "Connection: close\r\n" : "")\r\n".utf8)
+        if !head { out += body }
+        let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: out.count, alignment: 1)
+        defer { raw.deallocate() }
+        raw.copyBytes(from: out)
+        try? await s.write(UnsafeRawBufferPointer(raw), until: EventLoop.shared.now + 10_000_000_000)
+    }
+}

@@ -1,0 +1,135 @@
+import Prometheus
+import Runtime
+import Telemetry
+
+/// Every metric Gatehouse exports, created once; `refresh()` brings them up to date from the
+/// loop's plain counters just before each scrape.
+final class ProxyMetrics: @unchecked Sendable {
+    let registry = MetricsRegistry()
+    unowned let ctx: ProxyContext
+    let groups: [UpstreamGroup]
+
+    private let phases: [Gauge]
+    private let open: Gauge
+    private let accepted: MirroredCounter
+    private let acceptPauses: MirroredCounter
+    private let inFlight: Gauge
+    private let badRequests: MirroredCounter
+    private var requests: [[MirroredCounter]] = []
+    private var durations: [DurationHistogram] = []
+    private var queueWaits: [DurationHistogram] = []
+    private var queueLength: [Gauge] = []
+    private var serverGauges: [[(active: Gauge, idle: Gauge, up: Gauge, connects: MirroredCounter, errors: MirroredCounter, failures: MirroredCounter)]] = []
+    private let timeouts: [MirroredCounter]
+    private let retries: MirroredCounter
+    private let staleRetries: MirroredCounter
+    private let iterations: MirroredCounter
+    private let busy: MirroredCounter
+    private let tasks: Gauge
+    private let rss: Gauge
+    private let heap: Gauge
+    private let clientBuffers: Gauge
+    private let upstreamBuffers: Gauge
+    private let poolBytes: Gauge
+    private let fds: Gauge
+    private let maxFDs: Gauge
+    private let threads: Gauge
+    private let cpu: MirroredCounter
+    private let sockets: Gauge
+
+    init(ctx: ProxyContext, groups: [UpstreamGroup]) {
+        self.ctx = ctx
+        self.groups = groups
+        let r = registry
+        phases = ClientPhase.allCases.map {
+            r.gauge("gatehouse_client_connections", "Client connections by state.", [("state", $0.label)])
+        }
+        open = r.gauge("gatehouse_client_connections_open", "Client connections open.")
+        accepted = r.counter("gatehouse_accepted_connections_total", "Client connections accepted.")
+        acceptPauses = r.counter("gatehouse_accept_pauses_total", "Times accepting paused (out of file descriptors or at max_connections).")
+        inFlight = r.gauge("gatehouse_requests_in_flight", "Requests being proxied now.")
+        badRequests = r.counter("gatehouse_bad_requests_total", "Requests refused as malformed or over a limit.")
+        let classes = ["1xx", "2xx", "3xx", "4xx", "5xx"]
+        for g in groups {
+            let b = g.config.name
+            requests.append([r.counter("gatehouse_requests_total", "Requests answered, by backend and status class.", [("backend", b), ("status_class", "other")])]
+                + classes.map { r.counter("gatehouse_requests_total", "Requests answered, by backend and status class.", [("backend", b), ("status_class", $0)]) })
+            durations.append(r.latency("gatehouse_request_duration_seconds", "Time from request head to the end of the response.", [("backend", b)]))
+            queueWaits.append(r.latency("gatehouse_upstream_queue_wait_seconds", "Time requests waited for an upstream connection.", [("backend", b)]))
+            queueLength.append(r.gauge("gatehouse_upstream_queue_length", "Requests waiting for an upstream connection.", [("backend", b)]))
+            serverGauges.append(g.servers.map { s in
+                let l = [("backend", b), ("server", s.label)]
+                return (r.gauge("gatehouse_upstream_connections", "Upstream connections by state.", l + [("state", "active")]),
+                        r.gauge("gatehouse_upstream_connections", "Upstream connections by state.", l + [("state", "idle")]),
+                        r.gauge("gatehouse_upstream_server_up", "1 while passive health keeps the server in rotation.", l),
+                        r.counter("gatehouse_upstream_connects_total", "Upstream connections opened.", l),
+                        r.counter("gatehouse_upstream_connect_errors_total", "Upstream connects that failed.", l),
+                        r.counter("gatehouse_upstream_failures_total", "Upstream failures counted by passive health.", l))
+            })
+        }
+        timeouts = ProxyStats.Timeout.allCases.map { r.counter("gatehouse_timeouts_total", "Timeouts by kind.", [("kind", $0.label)]) }
+        retries = r.counter("gatehouse_retries_total", "Requests retried.", [("reason", "failover")])
+        staleRetries = r.counter("gatehouse_retries_total", "Requests retried.", [("reason", "stale_keepalive")])
+        iterations = r.counter("gatehouse_loop_iterations_total", "Event loop turns.")
+        busy = r.counter("gatehouse_loop_busy_seconds_total", "Seconds the loop spent working rather than waiting in epoll (utilization = rate of this).")
+        tasks = r.gauge("gatehouse_tasks_live", "Swift tasks alive on the loop.")
+        sockets = r.gauge("gatehouse_loop_sockets", "Sockets registered with the loop.")
+        rss = r.gauge("process_resident_memory_bytes", "Resident memory size in bytes.")
+        heap = r.gauge("gatehouse_heap_in_use_bytes", "Heap bytes in use (mallinfo2).")
+        clientBuffers = r.gauge("gatehouse_buffer_bytes", "Bytes of I/O buffers held by connections, by direction.", [("direction", "client")])
+        upstreamBuffers = r.gauge("gatehouse_buffer_bytes", "Bytes of I/O buffers held by connections, by direction.", [("direction", "upstream")])
+        poolBytes = r.gauge("gatehouse_buffer_pool_bytes", "Bytes of free buffers cached for reuse.")
+        fds = r.gauge("process_open_fds", "Number of open file descriptors.")
+        maxFDs = r.gauge("process_max_fds", "Maximum number of open file descriptors.")
+        threads = r.gauge("gatehouse_threads", "Threads in the process (one by design).")
+        cpu = r.counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.")
+        ctx.onRequestDone = { [unowned self] group, status, nanos in
+            durations[group].recordNanoseconds(Int64(nanos))
+        }
+        for (i, g) in groups.enumerated() {
+            g.onQueueWait = { [unowned self] nanos in queueWaits[i].recordNanoseconds(Int64(nanos)) }
+        }
+    }
+
+    /// Reads every counter and process fact into the registry and renders the exposition text.
+    func render() -> [UInt8] {
+        let st = ctx.stats
+        for p in ClientPhase.allCases { phases[p.rawValue].set(Double(st.clientPhases[p.rawValue])) }
+        open.set(Double(st.clientConnections))
+        accepted.set(total: st.acceptedTotal)
+        acceptPauses.set(total: st.acceptPausesTotal)
+        inFlight.set(Double(st.requestsInFlight))
+        badRequests.set(total: st.badRequestsTotal)
+        for (gi, g) in groups.enumerated() {
+            for c in 0..<6 { requests[gi][c].set(total: g.requestsByClass[c]) }
+            queueLength[gi].set(Double(g.queue.count))
+            for (si, s) in g.servers.enumerated() {
+                let m = serverGauges[gi][si]
+                m.active.set(Double(s.pool.active))
+                m.idle.set(Double(s.pool.idle.count))
+                m.up.set(Double(s.health.isAvailable(now: EventLoop.shared.now) ? 1 : 0))
+                m.connects.set(total: s.connectsTotal)
+                m.errors.set(total: s.connectErrorsTotal)
+                m.failures.set(total: s.failuresTotal)
+            }
+        }
+        for k in ProxyStats.Timeout.allCases { timeouts[k.rawValue].set(total: st.timeouts[k.rawValue]) }
+        retries.set(total: st.retriesTotal)
+        staleRetries.set(total: st.staleRetriesTotal)
+        let loop = EventLoop.shared
+        iterations.set(total: Int(loop.iterations))
+        busy.set(total: Double(loop.busyNanos) / 1e9)
+        tasks.set(Double(loop.liveTasks))
+        sockets.set(Double(loop.registeredSockets))
+        rss.set(Double(ProcessStats.residentBytes()))
+        heap.set(Double(ProcessStats.heapInUse()))
+        clientBuffers.set(Double(ctx.clientBuffers.inUse * ctx.clientBuffers.bufferSize))
+        upstreamBuffers.set(Double(ctx.upstreamBuffers.inUse * ctx.upstreamBuffers.bufferSize))
+        poolBytes.set(Double(ctx.clientBuffers.bytesCached + ctx.upstreamBuffers.bytesCached))
+        fds.set(Double(ProcessStats.openFDs()))
+        maxFDs.set(Double(ProcessStats.maxFDs()))
+        threads.set(Double(ProcessStats.threadCount()))
+        cpu.set(total: ProcessStats.cpuSeconds())
+        return registry.render()
+    }
+}

@@ -1,0 +1,115 @@
+import Config
+import Glibc
+import Logging
+import Runtime
+
+/// Why the proxy could not start.
+public struct StartError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// The whole proxy: listeners, backend groups, metrics endpoint, signals and graceful drain.
+/// Everything runs on `EventLoop.shared`; `run()` returns when the loop stops.
+public final class ProxyServer: @unchecked Sendable {
+    let ctx: ProxyContext
+    let groups: [UpstreamGroup]
+    var listeners: [Listener] = []
+    var metricsEndpoint: MetricsEndpoint?
+    var signals: SignalWatcher?
+    let logger: Logger
+    /// Client sessions by fd, so a drain can find idle ones.
+    var drainStarted = false
+    /// Bound addresses, in config order: proxy listeners then the metrics listener.
+    public private(set) var boundAddresses: [(kind: String, address: SocketAddress)] = []
+
+    public init(config: Configuration, logger: Logger) throws {
+        self.logger = logger
+        raiseOpenFileLimit()
+        ctx = ProxyContext(config: config)
+        var groups: [UpstreamGroup] = []
+        for g in config.backends {
+            var addrs: [SocketAddress] = []
+            for s in g.servers {
+                guard let a = SocketAddress.resolve(host: s.host, port: s.port) else {
+                    throw StartError(description: "backend \(g.name): cannot resolve \(s)")
+                }
+                addrs.append(a)
+            }
+            groups.append(UpstreamGroup(config: g, addresses: addrs, connectTimeout: config.timeouts.upstreamConnect))
+        }
+        self.groups = groups
+        let metrics = ProxyMetrics(ctx: ctx, groups: groups)
+        for s in config.servers {
+            let gi = config.backends.firstIndex { $0.name == s.backend }!
+            for l in s.listen {
+                guard let addr = SocketAddress.resolve(host: l.host, port: l.port) else {
+                    throw StartError(description: "listen \(l): cannot resolve")
+                }
+                let sock: Socket
+                do { sock = try TCP.listen(on: addr) } catch {
+                    throw StartError(description: "listen \(l): \(Self.describe(error))")
+                }
+                listeners.append(Listener(socket: sock, ctx: ctx, group: groups[gi], groupIndex: gi))
+                boundAddresses.append(("proxy", TCP.localAddress(of: sock) ?? addr))
+            }
+        }
+        if let m = config.metrics {
+            guard let addr = SocketAddress.resolve(host: m.host, port: m.port) else {
+                throw StartError(description: "metrics \(m): cannot resolve")
+            }
+            let sock: Socket
+            do { sock = try TCP.listen(on: addr, backlog: 128) } catch {
+                throw StartError(description: "metrics \(m): \(Self.describe(error))")
+            }
+            metricsEndpoint = MetricsEndpoint(socket: sock, metrics: metrics, ctx: ctx)
+            boundAddresses.append(("metrics", TCP.localAddress(of: sock) ?? addr))
+        }
+    }
+
+    static func describe(_ e: IOError) -> String {
+        switch e {
+        case .errno(let n): return String(cString: strerror(n))
+        case .timedOut: return "timed out"
+        case .closed: return "closed"
+        }
+    }
+
+    /// Starts every task and runs the loop on the calling thread until drained.
+    public func run() {
+        signals = SignalWatcher { [unowned self] sig in
+            if sig == SIGHUP { return }
+            self.logger.info("signal \(sig): draining")
+            spawnOnLoop { await self.drain() }
+        }
+        for l in listeners {
+            spawnOnLoop { await l.run() }
+        }
+        if let m = metricsEndpoint {
+            spawnOnLoop { await m.run() }
+        }
+        EventLoop.shared.run()
+    }
+
+    /// Graceful stop: stop accepting, let in-flight requests finish (up to the drain timeout),
+    /// close idle connections, then stop the loop.
+    @LoopActor
+    func drain() async {
+        guard !drainStarted else { return }
+        drainStarted = true
+        ctx.draining = true
+        for l in listeners { l.stop() }
+        for g in groups {
+            g.draining = true
+            g.closeIdle()
+        }
+        let deadline = EventLoop.shared.now + ctx.config.timeouts.drain
+        while EventLoop.shared.now < deadline {
+            ctx.closeIdleSessions()
+            if ctx.stats.requestsInFlight == 0 && ctx.stats.clientConnections == 0 { break }
+            await sleep(until: EventLoop.shared.now + 20_000_000)
+        }
+        logger.info("drained: \(ctx.stats.requestsInFlight) requests left in flight")
+        metricsEndpoint?.socket.close()
+        EventLoop.shared.stop()
+    }
+}

@@ -1,0 +1,36 @@
+import Runtime
+
+/// Plain counters kept on the loop thread; the metrics endpoint reads them at scrape time.
+/// Integers, not atomics: there is one thread.
+public final class ProxyStats {
+    public enum Timeout: Int, CaseIterable {
+        case clientHeader, clientBody, clientSend, upstreamConnect, upstreamHeader, upstreamRead, upstreamSend, queue
+
+        var label: String {
+            switch self {
+            case .clientHeader: return "client_header"
+            case .clientBody: return "client_body"
+            case .clientSend: return "client_send"
+            case .upstreamConnect: return "upstream_connect"
+            case .upstreamHeader: return "upstream_header"
+            case .upstreamRead: return "upstream_read"
+            case .upstreamSend: return "upstream_send"
+            case .queue: return "queue"
+            }
+        }
+    }
+
+    public var clientPhases = [Int](repeating: 0, count: ClientPhase.allCases.count)
+    public var clientConnections = 0
+    public var acceptedTotal = 0
+    public var acceptPausesTotal = 0
+    public var requestsInFlight = 0
+    public var badRequestsTotal = 0
+    public var timeouts = [Int](repeating: 0, count: Timeout.allCases.count)
+    public var retriesTotal = 0
+    public var staleRetriesTotal = 0
+
+    func enter(_ p: ClientPhase) { clientPhases[p.rawValue] += 1 }
+    func leave(_ p: ClientPhase) { clientPhases[p.rawValue] -= 1 }
+    func timedOut(_ t: Timeout) { timeouts[t.rawValue] += 1 }
+}

@@ -1,0 +1,220 @@
+import Config
+import Runtime
+
+/// A connection to a backend server. While pooled it is parked: no task, no buffer; if the server
+/// sends anything or closes, it is closed at once, since a response nobody asked for means the
+/// connection can no longer be trusted.
+final class UpstreamConnection: ParkedHandler, @unchecked Sendable {
+    let socket: Socket
+    unowned let server: UpstreamServer
+    var requests = 0
+
+    init(socket: Socket, server: UpstreamServer) {
+        self.socket = socket
+        self.server = server
+    }
+
+    func parkedReadable(_ socket: Socket) { server.dropIdle(self) }
+    func parkedExpired(_ socket: Socket) { server.dropIdle(self) }
+}
+
+/// One backend server: its address, pool and passive health.
+final class UpstreamServer: @unchecked Sendable {
+    let address: SocketAddress
+    let label: String
+    let index: Int
+    /// "Host: host:port\r\n", for requests that came without a Host (HTTP/1.0).
+    let hostLine: UnsafeRawBufferPointer
+    var pool: PoolState<UpstreamConnection>
+    var health: HealthState
+    var connectsTotal = 0
+    var connectErrorsTotal = 0
+    var failuresTotal = 0
+    unowned var group: UpstreamGroup!
+
+    init(address: SocketAddress, index: Int, config: BackendGroup) {
+        self.address = address
+        self.index = index
+        label = address.description
+        let line = Array("Host: \(address.description)\r\n".utf8)
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: line.count, alignment: 1)
+        storage.copyBytes(from: line)
+        hostLine = UnsafeRawBufferPointer(storage)  // lives as long as the process
+        pool = PoolState(maxActive: config.maxConnections, maxIdle: config.maxIdle)
+        health = HealthState(maxFails: config.maxFails, failTimeout: config.failTimeout)
+    }
+
+    func dropIdle(_ c: UpstreamConnection) {
+        pool.removeIdle(c)
+        c.socket.close()
+    }
+}
+
+/// Why no upstream exchange could start.
+enum AcquireFailure: Error {
+    case queueFull
+    case queueTimeout
+    case connect(IOError, UpstreamServer)
+}
+
+/// A request waiting for a connection: resumed with one, with a slot to connect in, or timed out.
+final class Waiter: TimerNode {
+    enum Grant {
+        case reuse(UpstreamConnection)
+        case connect(UpstreamServer)
+        case timedOut
+    }
+    var continuation: UnsafeContinuation<Grant, Never>?
+    unowned let group: UpstreamGroup
+
+    init(group: UpstreamGroup) { self.group = group }
+
+    func grant(_ g: Grant) {
+        EventLoop.shared.timers.remove(self)
+        let c = continuation
+        continuation = nil
+        c?.resume(returning: g)
+    }
+
+    override func timerFired() {
+        group.queue.remove(self)
+        let c = continuation
+        continuation = nil
+        c?.resume(returning: .timedOut)
+    }
+}
+
+/// A backend group: servers, balancing, the queue of waiting requests and the pool rules.
+final class UpstreamGroup: @unchecked Sendable {
+    let config: BackendGroup
+    let servers: [UpstreamServer]
+    var balancer: Balancer
+    var queue: WaitQueue<Waiter>
+    let connectTimeout: UInt64
+    var draining = false
+    var requestsByClass = [Int](repeating: 0, count: 6)
+    var onQueueWait: (UInt64) -> Void = { _ in }
+
+    init(config: BackendGroup, addresses: [SocketAddress], connectTimeout: UInt64) {
+        self.config = config
+        servers = addresses.enumerated().map { UpstreamServer(address: $1, index: $0, config: config) }
+        balancer = Balancer(method: config.balance == .roundRobin ? .roundRobin : .leastConnections)
+        queue = WaitQueue(capacity: config.queueSize)
+        self.connectTimeout = connectTimeout
+        for s in servers { s.group = self }
+    }
+
+    struct Lease {
+        let conn: UpstreamConnection
+        let reused: Bool
+    }
+
+    /// Gets a connection: an idle pooled one, a new one, or a place in the queue.
+    /// `fresh` skips (and closes) pooled connections: used after a stale keep-alive race.
+    @LoopActor
+    func acquire(excluding: UpstreamServer?, fresh: Bool) async throws(AcquireFailure) -> Lease {
+        let now = EventLoop.shared.now
+        let count = servers.count
+        let excl = count > 1 ? excluding?.index : nil
+        var pick = balancer.pick(count: count, excluding: excl,
+                                 available: { self.servers[$0].health.isAvailable(now: now) },
+                                 capacity: { self.servers[$0].pool.hasCapacity },
+                                 load: { self.servers[$0].pool.active })
+        if pick == nil && !servers.contains(where: { $0.health.isAvailable(now: now) && $0.index != excl }) {
+            // Every server is marked down: try them anyway rather than fail everything (as nginx does).
+            pick = balancer.pick(count: count, excluding: excl, available: { _ in true },
+                                 capacity: { self.servers[$0].pool.hasCapacity }, load: { self.servers[$0].pool.active })
+        }
+        if let i = pick {
+            let s = servers[i]
+            if fresh {
+                for c in s.pool.takeAllIdle() { c.socket.close() }
+            }
+            switch s.pool.lease() {
+            case .reuse(let c):
+                c.socket.unpark()
+                return Lease(conn: c, reused: true)
+            case .connect:
+                return try await connect(s)
+            case .full:
+                break
+            }
+        }
+        let w = Waiter(group: self)
+        guard queue.push(w) else { throw .queueFull }
+        let enqueued = now
+        let grant = await withUnsafeContinuation { (c: UnsafeContinuation<Waiter.Grant, Never>) in
+            w.continuation = c
+            EventLoop.shared.timers.schedule(w, at: now + config.queueTimeout)
+        }
+        onQueueWait(EventLoop.shared.now - enqueued)
+        switch grant {
+        case .reuse(let c):
+            c.socket.unpark()
+            return Lease(conn: c, reused: true)
+        case .connect(let s):
+            return try await connect(s)
+        case .timedOut:
+            throw .queueTimeout
+        }
+    }
+
+    @LoopActor
+    private func connect(_ s: UpstreamServer) async throws(AcquireFailure) -> Lease {
+        s.connectsTotal += 1
+        do {
+            let sock = try await TCP.connect(to: s.address, until: EventLoop.shared.now + connectTimeout)
+            return Lease(conn: UpstreamConnection(socket: sock, server: s), reused: false)
+        } catch {
+            s.connectErrorsTotal += 1
+            s.pool.connectFailed()
+            failed(s)
+            serveQueue(s)
+            throw .connect(error, s)
+        }
+    }
+
+    /// A server failed a request (connect error, reset, timeout): passive health counts it.
+    func failed(_ s: UpstreamServer) {
+        s.failuresTotal += 1
+        s.health.failed(now: EventLoop.shared.now)
+    }
+
+    /// Gives a leased connection back: to a waiting request, to the idle pool, or closed.
+    func release(_ c: UpstreamConnection, reusable: Bool) {
+        let s = c.server
+        if reusable && !draining {
+            s.health.succeeded()
+            if let w = queue.pop() {
+                w.grant(.reuse(c))
+                return
+            }
+        }
+        switch s.pool.release(c, reusable: reusable && !draining) {
+        case .park:
+            c.socket.park(c, until: EventLoop.shared.now + config.idleTimeout)
+        case .close:
+            c.socket.close()
+            serveQueue(s)
+        }
+    }
+
+    /// A slot freed up on `s`: let the oldest waiter have it.
+    private func serveQueue(_ s: UpstreamServer) {
+        while !queue.isEmpty && s.pool.hasCapacity {
+            guard let w = queue.pop() else { return }
+            switch s.pool.lease() {
+            case .reuse(let c): w.grant(.reuse(c))
+            case .connect: w.grant(.connect(s))
+            case .full: return
+            }
+        }
+    }
+
+    /// Closes every idle pooled connection (drain).
+    func closeIdle() {
+        for s in servers {
+            for c in s.pool.takeAllIdle() { c.socket.close() }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import CLinux
+import Glibc
+
+/// Facts about this process read from /proc and the allocator, for the metrics endpoint.
+public enum ProcessStats {
+    /// Resident set size in bytes (/proc/self/statm).
+    public static func residentBytes() -> Int {
+        guard let text = readSmallFile("/proc/self/statm") else { return 0 }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    /// Threads of this process (the entries of /proc/self/task).
+    public static func threadCount() -> Int { countEntries("/proc/self/task") }
+
+    /// Open file descriptors (the entries of /proc/self/fd).
+    public static func openFDs() -> Int { max(0, countEntries("/proc/self/fd") - 1) }
+
+    public static func maxFDs() -> Int {
+        var rl = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &rl)
+        return Int(rl.rlim_cur)
+    }
+
+    /// Heap bytes in use per mallinfo2.
+    public static func heapInUse() -> Int { Int(gh_heap_in_use()) }
+
+    /// CPU seconds used by this process (user + system).
+    public static func cpuSeconds() -> Double {
+        var ru = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &ru)
+        return Double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + Double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6
+    }
+
+    static func countEntries(_ path: String) -> Int {
+        guard let dir = opendir(path) else { return 0 }
+        defer { closedir(dir) }
+        var n = 0
+        while let e = readdir(dir) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { $0.first }
+            if name != UInt8(ascii: ".") { n += 1 }
+        }
+        return n
+    }
+
+    public static func readSmallFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buf = [UInt8](repeating: 0, count: 4096)
+        let n = read(fd, &buf, buf.count)
+        guard n > 0 else { return nil }
+        return String(decoding: buf[0..<n], as: UTF8.self)
+    }
+}

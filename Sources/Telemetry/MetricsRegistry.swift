@@ -1,0 +1,66 @@
+import Prometheus
+
+/// A counter whose total is kept elsewhere (a plain integer on the loop, cheaper than an atomic per
+/// event) and brought up to date at scrape time.
+public final class MirroredCounter {
+    let counter: Counter
+    private var exported: Int64 = 0
+    private var exportedDouble: Double = 0
+
+    init(_ counter: Counter) { self.counter = counter }
+
+    public func set(total: Int) {
+        let t = Int64(total)
+        if t > exported {
+            counter.increment(by: t - exported)
+            exported = t
+        }
+    }
+
+    /// For fractional totals (seconds).
+    public func set(total: Double) {
+        if total > exportedDouble {
+            counter.increment(by: total - exportedDouble)
+            exportedDouble = total
+        }
+    }
+}
+
+/// The metric families of Gatehouse, exposed in Prometheus text format through swift-prometheus.
+/// Names carry the `gatehouse_` prefix except the standard `process_*` ones.
+public final class MetricsRegistry {
+    private let registry = PrometheusCollectorRegistry()
+    private var buffer: [UInt8] = []
+
+    public init() { buffer.reserveCapacity(64 * 1024) }
+
+    public func gauge(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> Gauge {
+        registry.makeGauge(descriptor: Self.descriptor(name, help), labels: labels)
+    }
+
+    public func counter(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> MirroredCounter {
+        MirroredCounter(registry.makeCounter(descriptor: Self.descriptor(name, help), labels: labels))
+    }
+
+    /// A latency histogram in seconds with buckets from 1 ms to 60 s.
+    public func latency(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> DurationHistogram {
+        registry.makeDurationHistogram(descriptor: Self.descriptor(name, help), labels: labels, buckets: Self.latencyBuckets)
+    }
+
+    public static let latencyBuckets: [Duration] = [
+        .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+        .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+        .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
+    ]
+
+    private static func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+
+    /// The exposition text.
+    public func render() -> [UInt8] {
+        buffer.removeAll(keepingCapacity: true)
+        registry.emit(into: &buffer)
+        return buffer
+    }
+}

@@ -1,0 +1,119 @@
+import ArgumentParser
+import Config
+import CTLSShim
+import Glibc
+import Logging
+import Proxy
+
+/// The gatehouse command: run the proxy from a config file or from one line of flags.
+@main
+struct Gatehouse: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gatehouse",
+        abstract: "A single-threaded reverse proxy for slow HTTP backends."
+    )
+
+    @Option(name: [.short, .customLong("config")], help: "Configuration file (nginx-like syntax).")
+    var config: String?
+
+    @Flag(name: .customLong("check"), help: "Validate the configuration and exit.")
+    var check = false
+
+    @Option(name: .customLong("listen"), help: "One-line mode: address to listen on (host:port; port 0 picks a free one).")
+    var listen: [String] = []
+
+    @Option(name: .customLong("backend"), help: "One-line mode: a backend server (host:port); repeat for several.")
+    var backend: [String] = []
+
+    @Option(name: .customLong("metrics"), help: "One-line mode: metrics address (host:port), or off.")
+    var metrics: String?
+
+    @Option(name: .customLong("log-level"), help: "Override the log level.")
+    var logLevel: String?
+
+    @Flag(name: .customLong("version"), help: "Print versions and exit.")
+    var version = false
+
+    mutating func run() throws {
+        if version {
+            writeLine(1, "gatehouse 0.1.0 (\(String(cString: gh_openssl_version())))")
+            return
+        }
+        let configuration = try loadConfiguration()
+        if check {
+            writeLine(1, "gatehouse: configuration \(config ?? "(command line)") is valid")
+            return
+        }
+        let level = Logger.Level(rawValue: logLevel ?? configuration.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "gatehouse")
+        let server: ProxyServer
+        do {
+            server = try ProxyServer(config: configuration, logger: logger)
+        } catch {
+            writeLine(2, "gatehouse: \(error)")
+            throw ExitCode(1)
+        }
+        for (kind, address) in server.boundAddresses {
+            writeLine(1, "gatehouse: \(kind) listening on \(address)")
+        }
+        server.run()
+        writeLine(1, "gatehouse: stopped")
+    }
+
+    func loadConfiguration() throws -> Configuration {
+        if !listen.isEmpty || !backend.isEmpty {
+            guard config == nil else { throw ValidationError("use either -c FILE or --listen/--backend, not both") }
+            guard !listen.isEmpty, !backend.isEmpty else { throw ValidationError("one-line mode needs --listen and at least one --backend") }
+            let l = try listen.map { s -> HostPort in
+                guard let hp = HostPort.parse(s) else { throw ValidationError("--listen \(s): expected host:port") }
+                return hp
+            }
+            let b = try backend.map { s -> HostPort in
+                guard let hp = HostPort.parse(s) else { throw ValidationError("--backend \(s): expected host:port") }
+                return hp
+            }
+            var m: HostPort? = nil
+            if let ms = metrics, ms != "off" {
+                guard let hp = HostPort.parse(ms) else { throw ValidationError("--metrics \(ms): expected host:port") }
+                m = hp
+            }
+            return Configuration.quick(listen: l, backends: b, metrics: m)
+        }
+        let path = config ?? "proxy.conf"
+        guard let text = readFile(path) else {
+            writeLine(2, "gatehouse: cannot read configuration file \(path)")
+            throw ExitCode(1)
+        }
+        do {
+            return try ConfigLoader.load(text: text, file: path)
+        } catch {
+            writeLine(2, "gatehouse: \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    func readFile(_ path: String) -> String? {
+        guard let f = fopen(path, "r") else { return nil }
+        defer { fclose(f) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = fread(&chunk, 1, chunk.count, f)
+            if n <= 0 { break }
+            bytes += chunk[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// Writes a line straight to an fd: unbuffered, so a test reading our stdout through a pipe sees
+/// the bound addresses at once.
+func writeLine(_ fd: Int32, _ text: String) {
+    let line = text + "\n"
+    _ = line.utf8.withContiguousStorageIfAvailable { Glibc.write(fd, $0.baseAddress, $0.count) }
+}
