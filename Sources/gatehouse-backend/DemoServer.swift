@@ -111,16 +111,25 @@ final class DemoServer: @unchecked Sendable {
             var framer = BodyFramer(head.requestFraming)
             var used = head.end
             var received = 0
-            while true {
-                let r = framer.scan(UnsafeRawBufferPointer(rebasing: buf[used..<have]))
-                if r.error != nil { return }
-                received += r.consumed
-                used += r.consumed
-                if r.done { break }
-                have = 0
-                used = 0
-                guard let n = try? await sock.read(into: buf, until: forever), n > 0 else { return }
-                have = n
+            // Count payload bytes (chunk framing and trailers excluded).
+            bodyLoop: while true {
+                switch framer.next(UnsafeRawBufferPointer(rebasing: buf[used..<have])) {
+                case .data(_, let count, let consumed):
+                    received += count
+                    used += consumed
+                case .framing(let consumed):
+                    used += consumed
+                case .end(let consumed):
+                    used += consumed
+                    break bodyLoop
+                case .error:
+                    return
+                case .needMore:
+                    have = 0
+                    used = 0
+                    guard let n = try? await sock.read(into: buf, until: forever), n > 0 else { return }
+                    have = n
+                }
             }
             bodyBytes += received
             // Keep pipelined bytes.
