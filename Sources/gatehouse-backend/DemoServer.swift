@@ -103,9 +103,9 @@ final class DemoServer: @unchecked Sendable {
                 have += n
             }
             let head = parser.head
-            requests += 1
             let target = UnsafeRawBufferPointer(buf).string(head.target)
             let s = shape(target)
+            if !s.stats { requests += 1 }
             let echo = s.echo ? Array(UnsafeRawBufferPointer(rebasing: buf[0..<head.end])) : []
             // Body: read and count.
             var framer = BodyFramer(head.requestFraming)
