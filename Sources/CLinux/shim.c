@@ -26,3 +26,10 @@ int gh_signalfd_open(void) {
     if (sigprocmask(SIG_BLOCK, &set, NULL) != 0) return -1;
     return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }
+
+uint64_t gh_heap_free(void) {
+    struct mallinfo2 mi = mallinfo2();
+    return (uint64_t)mi.fordblks;
+}
+
+int gh_heap_trim(void) { return malloc_trim(0); }

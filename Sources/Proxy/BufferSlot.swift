@@ -15,14 +15,16 @@ final class BufferSlot: @unchecked Sendable {
     @LoopActor
     func fill(from socket: Socket, until deadline: UInt64) async throws(IOError) -> Int {
         while true {
-            let buf: IOBuffer
-            if let b = buffer { buf = b } else { buf = pool.take(); buffer = buf }
-            if buf.writableTail == 0 { buf.compact() }
-            if let n = try socket.readNow(buf.tail) {
-                buf.writeIndex += n
-                return n
+            if socket.mayRead {
+                let buf: IOBuffer
+                if let b = buffer { buf = b } else { buf = pool.take(); buffer = buf }
+                if buf.writableTail == 0 { buf.compact() }
+                if let n = try socket.readNow(buf.tail) {
+                    buf.writeIndex += n
+                    return n
+                }
+                releaseIfEmpty()
             }
-            releaseIfEmpty()
             guard await socket.waitReadable(until: deadline) else { throw socket.isClosed ? .closed : .timedOut }
         }
     }

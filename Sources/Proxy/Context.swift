@@ -60,12 +60,36 @@ final class ProxyContext: @unchecked Sendable {
         for case let s? in sessions where s.isBetweenRequests { s.close() }
     }
 
+    /// Gives memory from a burst back: caches shrink toward what is in use, and free heap pages
+    /// go back to the kernel, so RSS after a burst reflects the connections that remain.
+    func housekeeping() {
+        let keepBuffers = max(32, min(config.bufferCacheCount, clientBuffers.inUse))
+        var freed = clientBuffers.shrink(keep: keepBuffers)
+        freed += upstreamBuffers.shrink(keep: max(32, min(config.bufferCacheCount, upstreamBuffers.inUse)))
+        let keepWorkspaces = max(32, min(config.bufferCacheCount, workspacesInUse))
+        if workspaces.count > keepWorkspaces {
+            freed += workspaces.count - keepWorkspaces
+            workspaces.removeLast(workspaces.count - keepWorkspaces)
+        }
+        let free = ProcessStats.heapFree()
+        if freed > 0 || free > heapFreeAfterTrim + (4 << 20) {
+            ProcessStats.trimHeap()
+            heapFreeAfterTrim = ProcessStats.heapFree()
+        }
+    }
+
+    private var heapFreeAfterTrim = 0
+
+    private var workspacesInUse = 0
+
     func takeWorkspace() -> Workspace {
-        workspaces.popLast() ?? Workspace(limits: headLimits, upstreamPool: upstreamBuffers)
+        workspacesInUse += 1
+        return workspaces.popLast() ?? Workspace(limits: headLimits, upstreamPool: upstreamBuffers)
     }
 
     func giveWorkspace(_ w: Workspace) {
         w.upstream.release()
+        workspacesInUse -= 1
         if workspaces.count < config.bufferCacheCount { workspaces.append(w) }
     }
 }

@@ -15,9 +15,10 @@ public final class ProxyServer: @unchecked Sendable {
     let groups: [UpstreamGroup]
     var listeners: [Listener] = []
     var metricsEndpoint: MetricsEndpoint?
+    /// Kept even without a metrics listener: it owns the histograms sessions record into.
+    let metrics: ProxyMetrics
     var signals: SignalWatcher?
     let logger: Logger
-    /// Client sessions by fd, so a drain can find idle ones.
     var drainStarted = false
     /// Bound addresses, in config order: proxy listeners then the metrics listener.
     public private(set) var boundAddresses: [(kind: String, address: SocketAddress)] = []
@@ -39,6 +40,7 @@ public final class ProxyServer: @unchecked Sendable {
         }
         self.groups = groups
         let metrics = ProxyMetrics(ctx: ctx, groups: groups)
+        self.metrics = metrics
         for s in config.servers {
             let gi = config.backends.firstIndex { $0.name == s.backend }!
             for l in s.listen {
@@ -86,6 +88,12 @@ public final class ProxyServer: @unchecked Sendable {
         }
         if let m = metricsEndpoint {
             spawnOnLoop { await m.run() }
+        }
+        spawnOnLoop { [ctx] in
+            while true {
+                await sleep(until: EventLoop.shared.now + 1_000_000_000)
+                ctx.housekeeping()
+            }
         }
         EventLoop.shared.run()
     }

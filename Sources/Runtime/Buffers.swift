@@ -112,6 +112,17 @@ public final class BufferPool {
         if free.count < maxFree { free.append(buffer) }
     }
 
+    /// Frees cached buffers beyond `keep`; returns how many were freed.
+    @discardableResult
+    public func shrink(keep: Int) -> Int {
+        let extra = free.count - keep
+        guard extra > 0 else { return 0 }
+        free.removeLast(extra)
+        return extra
+    }
+
+    public var cachedCount: Int { free.count }
+
     /// Bytes held by buffers in use plus cached ones.
     public var bytesHeld: Int { (inUse + free.count) * bufferSize }
     public var bytesCached: Int { free.count * bufferSize }

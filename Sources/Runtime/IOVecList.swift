@@ -1,14 +1,14 @@
 import Glibc
 
 /// A reusable gather list for writev: a rewritten head is sent as spans of the original bytes plus
-/// added lines, with no copy. Adjacent spans are merged.
+/// added lines, with no copy. Adjacent spans are merged; it grows when a head has many fields.
 public final class IOVecList {
-    public let capacity: Int
-    let vecs: UnsafeMutablePointer<iovec>
+    public private(set) var capacity: Int
+    private(set) var vecs: UnsafeMutablePointer<iovec>
     public private(set) var count = 0
     public private(set) var totalBytes = 0
 
-    public init(capacity: Int = 320) {
+    public init(capacity: Int = 32) {
         self.capacity = capacity
         vecs = .allocate(capacity: capacity)
     }
@@ -20,7 +20,7 @@ public final class IOVecList {
         totalBytes = 0
     }
 
-    /// Adds a span; false when the list is full.
+    /// Adds a span.
     @discardableResult
     public func add(_ base: UnsafeRawPointer, _ length: Int) -> Bool {
         guard length > 0 else { return true }
@@ -32,11 +32,19 @@ public final class IOVecList {
                 return true
             }
         }
-        guard count < capacity else { return false }
+        if count == capacity { grow() }
         vecs[count] = iovec(iov_base: UnsafeMutableRawPointer(mutating: base), iov_len: length)
         count += 1
         totalBytes += length
         return true
+    }
+
+    private func grow() {
+        let bigger = UnsafeMutablePointer<iovec>.allocate(capacity: capacity * 2)
+        bigger.moveInitialize(from: vecs, count: count)
+        vecs.deallocate()
+        vecs = bigger
+        capacity *= 2
     }
 
     @discardableResult

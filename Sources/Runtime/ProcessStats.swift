@@ -26,6 +26,12 @@ public enum ProcessStats {
     /// Heap bytes in use per mallinfo2.
     public static func heapInUse() -> Int { Int(gh_heap_in_use()) }
 
+    /// Free heap bytes held by malloc.
+    public static func heapFree() -> Int { Int(gh_heap_free()) }
+
+    /// Returns free heap pages to the kernel.
+    public static func trimHeap() { _ = gh_heap_trim() }
+
     /// CPU seconds used by this process (user + system).
     public static func cpuSeconds() -> Double {
         var ru = rusage()

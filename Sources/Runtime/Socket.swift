@@ -23,6 +23,10 @@ public final class Socket: TimerNode, @unchecked Sendable {
     /// The peer hung up or the socket errored (EPOLLRDHUP/HUP/ERR seen).
     public internal(set) var peerClosed = false
     public private(set) var isClosed = false
+    /// False once a read came back short or with EAGAIN, until epoll reports new bytes: with
+    /// edge-triggered epoll that is exactly when a read could find something, so we skip the
+    /// read that would only say EAGAIN.
+    public private(set) var mayRead = true
 
     /// Wraps and registers `fd`; nil when epoll refuses it (the fd is then closed).
     public init?(fd: Int32) {
@@ -38,6 +42,7 @@ public final class Socket: TimerNode, @unchecked Sendable {
     // MARK: Loop callbacks
 
     func readReady() {
+        mayRead = true
         if let w = readWaiter {
             readWaiter = nil
             w.resume(returning: true)
@@ -103,10 +108,16 @@ public final class Socket: TimerNode, @unchecked Sendable {
     public func readNow(_ into: UnsafeMutableRawBufferPointer) throws(IOError) -> Int? {
         while true {
             let n = Glibc.read(fd, into.baseAddress, into.count)
-            if n >= 0 { return n }
+            if n >= 0 {
+                if n > 0 && n < into.count { mayRead = false }
+                return n
+            }
             let e = errno
             if e == EINTR { continue }
-            if e == EAGAIN || e == EWOULDBLOCK { return nil }
+            if e == EAGAIN || e == EWOULDBLOCK {
+                mayRead = false
+                return nil
+            }
             throw .errno(e)
         }
     }
@@ -116,7 +127,7 @@ public final class Socket: TimerNode, @unchecked Sendable {
     public func read(into: UnsafeMutableRawBufferPointer, until deadline: UInt64) async throws(IOError) -> Int {
         while true {
             if isClosed { throw .closed }
-            if let n = try readNow(into) { return n }
+            if mayRead, let n = try readNow(into) { return n }
             guard await waitReadable(until: deadline) else { throw isClosed ? .closed : .timedOut }
         }
     }

@@ -96,3 +96,18 @@ struct ProxyBasicsTests {
         #expect(up.output == "received 300000\n", "\(up.output)")
     }
 }
+
+@Suite("One-line mode")
+struct OneLineModeTests {
+    @Test("--listen 127.0.0.1:0 --backend ... prints the bound address and proxies, with or without metrics")
+    func oneLine() throws {
+        let be = try DemoBackend()
+        for metrics in ["off", "127.0.0.1:0"] {
+            let gh = try Child(binDir + "/gatehouse", ["--listen", "127.0.0.1:0", "--backend", "127.0.0.1:\(be.port)", "--metrics", metrics])
+            let port = boundPort(try gh.waitForLine(containing: "proxy listening on"))
+            for _ in 0..<3 {
+                #expect(try HTTP.get(port: port, "/").status == 200)
+            }
+        }
+    }
+}

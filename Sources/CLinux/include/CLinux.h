@@ -15,6 +15,10 @@ int gh_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 uint64_t gh_heap_in_use(void);
 /// Heap bytes held from the OS by malloc (arena + mmapped).
 uint64_t gh_heap_total(void);
+/// Free heap bytes malloc holds (fordblks): what malloc_trim could give back.
+uint64_t gh_heap_free(void);
+/// Gives free heap pages back to the kernel (malloc_trim(0)); returns 1 if it released any.
+int gh_heap_trim(void);
 /// Blocks SIGTERM, SIGINT and SIGHUP and returns a non-blocking signalfd that reports them; SIGPIPE is ignored.
 int gh_signalfd_open(void);
 
