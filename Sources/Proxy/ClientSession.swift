@@ -6,38 +6,59 @@ import Runtime
 /// code; between requests the connection parks: the task ends, the buffer goes back to the pool,
 /// and what remains is this small record, which the loop wakes when bytes arrive.
 final class ClientSession: ParkedHandler, @unchecked Sendable {
-    let socket: Socket
+    let socket = Socket()
     unowned let ctx: ProxyContext
-    unowned let group: UpstreamGroup
-    let groupIndex: Int
-    let peer: String
+    unowned(unsafe) var group: UpstreamGroup
+    var groupIndex = 0
+    var peer = ""
     let inbound: BufferSlot
     var state: ClientConnectionState
     var phase: ClientPhase?
     /// The deadline of the current wait for a request to begin.
-    var idleWait: UInt64
+    var idleWait: UInt64 = 0
     /// Where the current request ends in the inbound buffer, when all of it is buffered.
     var requestEnd = 0
+    var inRequest = false
+    /// A task is running `run()`; the record is reused only once it has finished and closed.
+    var taskRunning = false
+    private(set) var closed = true
 
-    init(socket: Socket, peer: String, ctx: ProxyContext, group: UpstreamGroup, groupIndex: Int) {
-        self.socket = socket
-        self.peer = peer
+    /// A blank record; `start` gives it a connection. Records are allocated in batches and reused
+    /// (see `ProxyContext.makeSession`), so the records of idle connections sit densely in memory.
+    init(ctx: ProxyContext, group: UpstreamGroup) {
         self.ctx = ctx
         self.group = group
-        self.groupIndex = groupIndex
         inbound = BufferSlot(pool: ctx.clientBuffers)
+        state = ClientConnectionState(keepAliveTimeout: 0, headerTimeout: 0, parkAfter: 0, maxRequests: 0, now: 0)
+    }
+
+    /// Takes on the accepted connection `fd`; false when it could not be registered.
+    func start(fd: Int32, peer: String, group: UpstreamGroup, groupIndex: Int) -> Bool {
+        guard socket.attach(fd: fd) else { return false }
+        self.peer = peer
+        self.group = group
+        self.groupIndex = groupIndex
         let now = EventLoop.shared.now
         let c = ctx.config
         state = ClientConnectionState(keepAliveTimeout: c.timeouts.keepAlive, headerTimeout: c.timeouts.clientHeader,
                                       parkAfter: c.parkAfter, maxRequests: c.limits.maxKeepAliveRequests, now: now)
         idleWait = state.firstWait(now: now)
+        requestEnd = 0
+        inRequest = false
+        closed = false
         ctx.stats.clientConnections += 1
         ctx.register(self)
+        return true
     }
 
     /// Parked, or waiting for the first byte of a request.
     var isBetweenRequests: Bool { !inRequest && (phase == .idle || (phase == .reading && inbound.isEmpty)) }
-    var inRequest = false
+
+    /// Starts the task that serves this connection.
+    func spawn() {
+        taskRunning = true
+        spawnOnLoop { await self.run() }
+    }
 
     func setPhase(_ p: ClientPhase?) {
         if let old = phase { ctx.stats.leave(old) }
@@ -45,17 +66,15 @@ final class ClientSession: ParkedHandler, @unchecked Sendable {
         phase = p
     }
 
-    private var closed = false
-
     func close() {
         setPhase(nil)
         inbound.release()
-        if !closed { ctx.unregister(self) }
+        guard !closed else { return }
+        closed = true
+        ctx.unregister(self)
         socket.close()
-        if !closed {
-            closed = true
-            ctx.stats.clientConnections -= 1
-        }
+        ctx.stats.clientConnections -= 1
+        if !taskRunning { ctx.recycle(self) }
     }
 
     // MARK: Parked
@@ -64,7 +83,7 @@ final class ClientSession: ParkedHandler, @unchecked Sendable {
         socket.unpark()
         let now = EventLoop.shared.now
         idleWait = min(now + ctx.config.parkAfter, state.idleDeadline)
-        spawnOnLoop { await self.run() }
+        spawn()
     }
 
     func parkedExpired(_ socket: Socket) { close() }
@@ -86,7 +105,11 @@ final class ClientSession: ParkedHandler, @unchecked Sendable {
     @LoopActor
     func run() async {
         let ws = ctx.takeWorkspace()
-        defer { ctx.giveWorkspace(ws) }
+        defer {
+            ctx.giveWorkspace(ws)
+            taskRunning = false
+            if closed { ctx.recycle(self) }
+        }
         while true {
             setPhase(.reading)
             ws.request.reset()

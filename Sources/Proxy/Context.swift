@@ -20,6 +20,8 @@ final class Workspace: @unchecked Sendable {
         response = HeadParser(kind: .response, limits: responseLimits)
         upstream = BufferSlot(pool: upstreamPool)
     }
+
+    deinit { scratch.deallocate() }
 }
 
 /// What every session of the process shares: configuration, pools, stats.
@@ -39,6 +41,36 @@ final class ProxyContext: @unchecked Sendable {
         clientBuffers = BufferPool(bufferSize: config.bufferSize, maxFree: config.bufferCacheCount)
         upstreamBuffers = BufferPool(bufferSize: config.bufferSize, maxFree: config.bufferCacheCount)
         headLimits = HeadLimits(maxHeadBytes: config.limits.maxHeaderBytes, maxTargetBytes: config.limits.maxURIBytes, maxHeaders: config.limits.maxHeaders)
+    }
+
+    private var freeSessions: [ClientSession] = []
+
+    /// Allocates connection records up front, as nginx does with its connection array: made on a
+    /// clean heap they sit densely, instead of in the holes a burst of requests leaves behind
+    /// (which would keep those pages resident long after the burst).
+    func preallocateSessions(_ n: Int, group: UpstreamGroup) {
+        freeSessions.reserveCapacity(n)
+        for _ in 0..<n { freeSessions.append(ClientSession(ctx: self, group: group)) }
+        freeSessions.reverse()
+    }
+
+    /// A session record for a new connection, from the free list (refilled 64 at a time when
+    /// more connections arrive than were preallocated).
+    func makeSession(fd: Int32, peer: String, group: UpstreamGroup, groupIndex: Int) -> ClientSession? {
+        if freeSessions.isEmpty {
+            for _ in 0..<64 { freeSessions.append(ClientSession(ctx: self, group: group)) }
+        }
+        let s = freeSessions.removeLast()
+        guard s.start(fd: fd, peer: peer, group: group, groupIndex: groupIndex) else {
+            freeSessions.append(s)
+            return nil
+        }
+        return s
+    }
+
+    /// A closed session whose task has finished goes back to the free list.
+    func recycle(_ s: ClientSession) {
+        freeSessions.append(s)
     }
 
     /// Live client sessions by fd, so a drain can find the idle ones.
@@ -63,9 +95,9 @@ final class ProxyContext: @unchecked Sendable {
     /// Gives memory from a burst back: caches shrink toward what is in use, and free heap pages
     /// go back to the kernel, so RSS after a burst reflects the connections that remain.
     func housekeeping() {
-        let keepBuffers = max(32, min(config.bufferCacheCount, clientBuffers.inUse))
-        var freed = clientBuffers.shrink(keep: keepBuffers)
-        freed += upstreamBuffers.shrink(keep: max(32, min(config.bufferCacheCount, upstreamBuffers.inUse)))
+        clientBuffers.release(keep: max(32, min(config.bufferCacheCount, clientBuffers.inUse)))
+        upstreamBuffers.release(keep: max(32, min(config.bufferCacheCount, upstreamBuffers.inUse)))
+        var freed = 0
         let keepWorkspaces = max(32, min(config.bufferCacheCount, workspacesInUse))
         if workspaces.count > keepWorkspaces {
             freed += workspaces.count - keepWorkspaces

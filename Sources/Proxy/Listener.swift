@@ -41,9 +41,8 @@ final class Listener: @unchecked Sendable {
                 continue
             }
             stats.acceptedTotal += 1
-            guard let s = Socket(fd: accepted.fd) else { continue }
-            let session = ClientSession(socket: s, peer: accepted.peer?.host ?? "unknown", ctx: ctx, group: group, groupIndex: groupIndex)
-            spawnOnLoop { await session.run() }
+            guard let session = ctx.makeSession(fd: accepted.fd, peer: accepted.peer?.host ?? "unknown", group: group, groupIndex: groupIndex) else { continue }
+            session.spawn()
         }
     }
 

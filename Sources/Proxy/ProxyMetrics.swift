@@ -28,6 +28,7 @@ final class ProxyMetrics: @unchecked Sendable {
     private let tasks: Gauge
     private let rss: Gauge
     private let heap: Gauge
+    private let heapFree: Gauge
     private let clientBuffers: Gauge
     private let upstreamBuffers: Gauge
     private let poolBytes: Gauge
@@ -76,6 +77,7 @@ final class ProxyMetrics: @unchecked Sendable {
         sockets = r.gauge("gatehouse_loop_sockets", "Sockets registered with the loop.")
         rss = r.gauge("process_resident_memory_bytes", "Resident memory size in bytes.")
         heap = r.gauge("gatehouse_heap_in_use_bytes", "Heap bytes in use (mallinfo2).")
+        heapFree = r.gauge("gatehouse_heap_free_bytes", "Free heap bytes malloc still holds (mallinfo2 fordblks).")
         clientBuffers = r.gauge("gatehouse_buffer_bytes", "Bytes of I/O buffers held by connections, by direction.", [("direction", "client")])
         upstreamBuffers = r.gauge("gatehouse_buffer_bytes", "Bytes of I/O buffers held by connections, by direction.", [("direction", "upstream")])
         poolBytes = r.gauge("gatehouse_buffer_pool_bytes", "Bytes of free buffers cached for reuse.")
@@ -123,6 +125,7 @@ final class ProxyMetrics: @unchecked Sendable {
         sockets.set(Double(loop.registeredSockets))
         rss.set(Double(ProcessStats.residentBytes()))
         heap.set(Double(ProcessStats.heapInUse()))
+        heapFree.set(Double(ProcessStats.heapFree()))
         clientBuffers.set(Double(ctx.clientBuffers.inUse * ctx.clientBuffers.bufferSize))
         upstreamBuffers.set(Double(ctx.upstreamBuffers.inUse * ctx.upstreamBuffers.bufferSize))
         poolBytes.set(Double(ctx.clientBuffers.bytesCached + ctx.upstreamBuffers.bytesCached))

@@ -39,6 +39,9 @@ public final class ProxyServer: @unchecked Sendable {
             groups.append(UpstreamGroup(config: g, addresses: addrs, connectTimeout: config.timeouts.upstreamConnect))
         }
         self.groups = groups
+        if let first = groups.first {
+            ctx.preallocateSessions(min(config.limits.maxConnections, 20_000), group: first)
+        }
         let metrics = ProxyMetrics(ctx: ctx, groups: groups)
         self.metrics = metrics
         for s in config.servers {

@@ -1,19 +1,36 @@
-/// A fixed-size byte buffer with read and write indexes. Owned by one connection at a time and
-/// returned to the pool when the connection idles, so idle connections hold none.
-public final class IOBuffer {
-    public let base: UnsafeMutableRawPointer
-    public let capacity: Int
-    /// Start of unread bytes.
-    public var readIndex = 0
-    /// End of unread bytes.
-    public var writeIndex = 0
+import Glibc
 
-    init(capacity: Int) {
-        self.capacity = capacity
-        base = .allocate(byteCount: capacity, alignment: 16)
+/// A fixed-size byte buffer with read and write indexes, owned by one connection at a time and
+/// returned to the pool when the connection idles, so idle connections hold none.
+///
+/// A handle, not an object: the indexes live in a small header at the start of the buffer's own
+/// memory, a slice of a pool slab. So buffers cost no malloc at all, and a burst of them leaves
+/// nothing behind in the heap.
+public struct IOBuffer {
+    /// Points at the header; the bytes follow it.
+    let raw: UnsafeMutableRawPointer
+    public let capacity: Int
+
+    static let headerSize = 16
+
+    init(raw: UnsafeMutableRawPointer, size: Int) {
+        self.raw = raw
+        self.capacity = size - Self.headerSize
     }
 
-    deinit { base.deallocate() }
+    public var base: UnsafeMutableRawPointer { raw + Self.headerSize }
+
+    /// Start of unread bytes.
+    public var readIndex: Int {
+        get { raw.load(as: Int.self) }
+        nonmutating set { raw.storeBytes(of: newValue, as: Int.self) }
+    }
+
+    /// End of unread bytes.
+    public var writeIndex: Int {
+        get { raw.load(fromByteOffset: 8, as: Int.self) }
+        nonmutating set { raw.storeBytes(of: newValue, toByteOffset: 8, as: Int.self) }
+    }
 
     public var readable: Int { writeIndex - readIndex }
     public var isEmpty: Bool { readIndex == writeIndex }
@@ -31,6 +48,9 @@ public final class IOBuffer {
         readIndex = 0
         writeIndex = 0
     }
+
+    /// Same memory.
+    public func isSame(_ other: IOBuffer) -> Bool { raw == other.raw }
 
     /// Moves unread bytes to the front to make room at the tail.
     public func compact() {
@@ -84,46 +104,80 @@ public final class IOBuffer {
     }
 }
 
-/// A loop-owned free list of buffers, so the steady state allocates none.
+/// A loop-owned pool of buffers, so the steady state allocates none.
+///
+/// Buffer memory comes from mmap'd slabs, not from malloc: a burst of thousands of 16 KiB buffers
+/// would otherwise leave the heap fragmented around the small records of the connections that stay,
+/// and RSS would never come down. Free buffers beyond what is needed have their pages given back
+/// with MADV_DONTNEED (the mapping stays, so taking them again costs only page faults).
 public final class BufferPool {
+    /// Usable bytes per buffer.
     public let bufferSize: Int
-    private var free: [IOBuffer] = []
+    /// Bytes per buffer in the slab (header included, whole pages).
+    private let stride: Int
+    /// Free buffers, the most recently returned (warm) at the end, with whether each is resident.
+    private var free: [(buffer: IOBuffer, resident: Bool)] = []
     private let maxFree: Int
+    private let slabBuffers = 64
     /// Buffers handed out and not yet returned.
     public private(set) var inUse = 0
+    /// Free buffers whose pages are resident.
+    public private(set) var residentFree = 0
+    public private(set) var slabBytes = 0
 
+    /// `maxFree`: free buffers kept resident for reuse (beyond it their pages go back at once).
     public init(bufferSize: Int, maxFree: Int) {
-        self.bufferSize = bufferSize
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        stride = (bufferSize + IOBuffer.headerSize + page - 1) / page * page
+        self.bufferSize = stride - IOBuffer.headerSize
         self.maxFree = maxFree
-        free.reserveCapacity(maxFree)
+    }
+
+    private func addSlab() {
+        let bytes = stride * slabBuffers
+        guard let mem = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), mem != MAP_FAILED else {
+            fatalError("mmap of a \(bytes)-byte buffer slab failed: errno \(errno)")
+        }
+        slabBytes += bytes
+        // Only called with no free buffer left; untouched pages are not resident yet.
+        for i in (0..<slabBuffers).reversed() {
+            free.append((IOBuffer(raw: mem + i * stride, size: stride), false))
+        }
     }
 
     public func take() -> IOBuffer {
+        if free.isEmpty { addSlab() }
+        let (b, resident) = free.removeLast()
+        if resident { residentFree -= 1 }
+        b.clear()
         inUse += 1
-        if let b = free.popLast() {
-            b.clear()
-            return b
-        }
-        return IOBuffer(capacity: bufferSize)
+        return b
     }
 
     public func give(_ buffer: IOBuffer) {
         inUse -= 1
-        if free.count < maxFree { free.append(buffer) }
+        free.append((buffer, true))
+        residentFree += 1
+        if residentFree > maxFree { release(keep: maxFree) }
     }
 
-    /// Frees cached buffers beyond `keep`; returns how many were freed.
+    /// Gives back the pages of free buffers beyond the `keep` most recently used; returns how many.
     @discardableResult
-    public func shrink(keep: Int) -> Int {
-        let extra = free.count - keep
-        guard extra > 0 else { return 0 }
-        free.removeLast(extra)
-        return extra
+    public func release(keep: Int) -> Int {
+        var released = 0
+        var i = free.count - 1 - keep
+        while i >= 0 && residentFree > keep {
+            if free[i].resident {
+                madvise(free[i].buffer.raw, stride, MADV_DONTNEED)
+                free[i].resident = false
+                residentFree -= 1
+                released += 1
+            }
+            i -= 1
+        }
+        return released
     }
 
-    public var cachedCount: Int { free.count }
-
-    /// Bytes held by buffers in use plus cached ones.
-    public var bytesHeld: Int { (inUse + free.count) * bufferSize }
-    public var bytesCached: Int { free.count * bufferSize }
+    /// Bytes of free buffers that are resident.
+    public var bytesCached: Int { residentFree * stride }
 }

@@ -14,7 +14,7 @@ public protocol ParkedHandler: AnyObject {
 /// directions, so waiting costs no epoll_ctl). Operations try the syscall first and suspend only on
 /// EAGAIN; the one deadline of the socket bounds every wait.
 public final class Socket: TimerNode, @unchecked Sendable {
-    public let fd: Int32
+    public private(set) var fd: Int32 = -1
     var generation: UInt32 = 0
     private var readWaiter: UnsafeContinuation<Bool, Never>?
     private var writeWaiter: UnsafeContinuation<Bool, Never>?
@@ -29,14 +29,33 @@ public final class Socket: TimerNode, @unchecked Sendable {
     public private(set) var mayRead = true
 
     /// Wraps and registers `fd`; nil when epoll refuses it (the fd is then closed).
-    public init?(fd: Int32) {
-        self.fd = fd
+    public convenience init?(fd: Int32) {
+        self.init()
+        guard attach(fd: fd) else { return nil }
+    }
+
+    /// A closed socket object, to be given an fd with `attach`. Records that live as long as a
+    /// connection are allocated in batches and reused, so idle connections pack densely in memory.
+    public override init() {
         super.init()
+        isClosed = true
+    }
+
+    /// Gives this (closed) object a new fd and registers it; false (and the fd closed) when epoll refuses.
+    public func attach(fd: Int32) -> Bool {
+        precondition(isClosed && readWaiter == nil && writeWaiter == nil)
+        self.fd = fd
+        isClosed = false
+        mayRead = true
+        peerClosed = false
+        parked = nil
         generation = EventLoop.shared.register(fd: fd, socket: self)
         if generation == 0 {
+            isClosed = true
             Glibc.close(fd)
-            return nil
+            return false
         }
+        return true
     }
 
     // MARK: Loop callbacks
