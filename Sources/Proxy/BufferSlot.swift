@@ -5,7 +5,7 @@ import Runtime
 /// waits (for a slow backend, or for its next request) holds no buffer.
 final class BufferSlot: @unchecked Sendable {
     var buffer: IOBuffer?
-    unowned let pool: BufferPool
+    unowned(unsafe) let pool: BufferPool  // lives as long as the process
 
     init(pool: BufferPool) { self.pool = pool }
 

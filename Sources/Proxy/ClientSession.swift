@@ -7,7 +7,7 @@ import Runtime
 /// and what remains is this small record, which the loop wakes when bytes arrive.
 final class ClientSession: ParkedHandler, @unchecked Sendable {
     let socket = Socket()
-    unowned let ctx: ProxyContext
+    unowned(unsafe) let ctx: ProxyContext  // lives as long as the process
     unowned(unsafe) var group: UpstreamGroup
     var groupIndex = 0
     var peer = ""

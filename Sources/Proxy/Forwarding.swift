@@ -45,7 +45,11 @@ extension ClientSession {
             setPhase(.waitingUpstream)
             let lease: UpstreamGroup.Lease
             do {
-                lease = try await group.acquire(excluding: excluded, fresh: fresh)
+                if !fresh, excluded == nil, let idle = group.tryAcquireIdle() {
+                    lease = idle
+                } else {
+                    lease = try await group.acquire(excluding: excluded, fresh: fresh)
+                }
             } catch {
                 switch error {
                 case .queueFull:
@@ -142,7 +146,7 @@ extension ClientSession {
         HeadRewriter.request(ws.iov, p, head, peer: UnsafeRawBufferPointer(rebasing: ws.scratch[0..<peerLen]), hostLine: conn.server.hostLine)
         ws.iov.add(p + head.end, buffered)
         do {
-            try await up.write(ws.iov, until: EventLoop.shared.now + t.upstreamSend)
+            if try !up.writeNow(ws.iov) { try await up.write(ws.iov, until: EventLoop.shared.now + t.upstreamSend) }
         } catch {
             return .failedEarly(error, requestSent: true)
         }
@@ -244,7 +248,7 @@ extension ClientSession {
         var extra = false
         if dechunk {
             do {
-                try await socket.write(ws.iov, until: EventLoop.shared.now + t.clientSend)
+                if try !socket.writeNow(ws.iov) { try await socket.write(ws.iov, until: EventLoop.shared.now + t.clientSend) }
             } catch {
                 return .aborted(status: rh.status)
             }
@@ -257,7 +261,7 @@ extension ClientSession {
             if r.error != nil { return .badResponse }
             ws.iov.add(UnsafeRawPointer(b.base + b.readIndex), r.consumed)
             do {
-                try await socket.write(ws.iov, until: EventLoop.shared.now + t.clientSend)
+                if try !socket.writeNow(ws.iov) { try await socket.write(ws.iov, until: EventLoop.shared.now + t.clientSend) }
             } catch {
                 if error == .timedOut { ctx.stats.timedOut(.clientSend) }
                 return .aborted(status: rh.status)

@@ -6,7 +6,7 @@ import Runtime
 /// connection can no longer be trusted.
 final class UpstreamConnection: ParkedHandler, @unchecked Sendable {
     let socket: Socket
-    unowned let server: UpstreamServer
+    unowned(unsafe) let server: UpstreamServer  // lives as long as the process
     var requests = 0
 
     init(socket: Socket, server: UpstreamServer) {
@@ -107,6 +107,22 @@ final class UpstreamGroup: @unchecked Sendable {
     struct Lease {
         let conn: UpstreamConnection
         let reused: Bool
+    }
+
+    /// The common case without a suspension point: the balancer's pick has an idle pooled connection.
+    func tryAcquireIdle() -> Lease? {
+        guard queue.isEmpty else { return nil }
+        let now = EventLoop.shared.now
+        var probe = balancer
+        guard let i = probe.pick(count: servers.count, excluding: nil,
+                                 available: { self.servers[$0].health.isAvailable(now: now) },
+                                 capacity: { self.servers[$0].pool.hasCapacity },
+                                 load: { self.servers[$0].pool.active }),
+              !servers[i].pool.idle.isEmpty else { return nil }
+        balancer = probe
+        guard case .reuse(let c) = servers[i].pool.lease() else { return nil }
+        c.socket.unpark()
+        return Lease(conn: c, reused: true)
     }
 
     /// Gets a connection: an idle pooled one, a new one, or a place in the queue.

@@ -15,9 +15,26 @@ public final class IOVecList {
 
     deinit { vecs.deallocate() }
 
+    /// The first span not yet written.
+    public private(set) var first = 0
+
     public func reset() {
         count = 0
         totalBytes = 0
+        first = 0
+    }
+
+    /// Drops `written` bytes from the front.
+    func consume(_ written: Int) {
+        var left = written
+        while first < count && left >= vecs[first].iov_len {
+            left -= vecs[first].iov_len
+            first += 1
+        }
+        if first < count && left > 0 {
+            vecs[first].iov_base = vecs[first].iov_base! + left
+            vecs[first].iov_len -= left
+        }
     }
 
     /// Adds a span.
@@ -60,32 +77,32 @@ public final class IOVecList {
 }
 
 extension Socket {
-    /// Writes the whole gather list, resuming after short writes. The list is consumed.
-    @LoopActor
-    public func write(_ list: IOVecList, until deadline: UInt64) async throws(IOError) {
-        var first = 0
+    /// Writes what the kernel takes now; true when the whole list went out. What was written is
+    /// consumed from the list, so `write(_:until:)` can finish it. (Synchronous, so the common case
+    /// costs no suspension point.)
+    public func writeNow(_ list: IOVecList) throws(IOError) -> Bool {
         let n = list.count
-        while first < n {
-            if isClosed { throw .closed }
-            let w = Glibc.writev(fd, list.vecs + first, Int32(min(n - first, 1024)))
+        if list.first == n { return true }
+        while true {
+            let w = Glibc.writev(fd, list.vecs + list.first, Int32(min(n - list.first, 1024)))
             if w < 0 {
                 let e = errno
                 if e == EINTR { continue }
-                if e == EAGAIN || e == EWOULDBLOCK {
-                    guard await waitWritable(until: deadline) else { throw isClosed ? .closed : .timedOut }
-                    continue
-                }
+                if e == EAGAIN || e == EWOULDBLOCK { return false }
                 throw .errno(e)
             }
-            var left = w
-            while first < n && left >= list.vecs[first].iov_len {
-                left -= list.vecs[first].iov_len
-                first += 1
-            }
-            if first < n && left > 0 {
-                list.vecs[first].iov_base = list.vecs[first].iov_base! + left
-                list.vecs[first].iov_len -= left
-            }
+            list.consume(w)
+            return list.first == n
+        }
+    }
+
+    /// Writes the whole gather list, resuming after short writes. The list is consumed.
+    @LoopActor
+    public func write(_ list: IOVecList, until deadline: UInt64) async throws(IOError) {
+        while true {
+            if isClosed { throw .closed }
+            if try writeNow(list) { return }
+            guard await waitWritable(until: deadline) else { throw isClosed ? .closed : .timedOut }
         }
     }
 }
