@@ -6,12 +6,15 @@ import Runtime
 /// connection can no longer be trusted.
 final class UpstreamConnection: ParkedHandler, @unchecked Sendable {
     let socket: Socket
-    unowned(unsafe) let server: UpstreamServer  // lives as long as the process
+    unowned(unsafe) var server: UpstreamServer  // lives as long as the process
     var requests = 0
+    /// One of the server's preallocated records (see `UpstreamServer.dense`).
+    let isDense: Bool
 
-    init(socket: Socket, server: UpstreamServer) {
+    init(socket: Socket, server: UpstreamServer, dense: Bool = false) {
         self.socket = socket
         self.server = server
+        self.isDense = dense
     }
 
     func parkedReadable(_ socket: Socket) { server.dropIdle(self) }
@@ -44,9 +47,37 @@ final class UpstreamServer: @unchecked Sendable {
         health = HealthState(maxFails: config.maxFails, failTimeout: config.failTimeout)
     }
 
+    /// Free preallocated records. Idle pooled connections move into these when they park, so
+    /// that after a burst the connections kept idle sit together in memory rather than pinning
+    /// pages all over the heap.
+    private var dense: [UpstreamConnection] = []
+
+    func preallocate(_ n: Int) {
+        for _ in 0..<n { dense.append(UpstreamConnection(socket: Socket(), server: self, dense: true)) }
+    }
+
+    /// The record to keep `c` idle in: `c` itself, or a preallocated one its fd moved into.
+    func densify(_ c: UpstreamConnection) -> UpstreamConnection {
+        guard !c.isDense, let d = dense.popLast() else { return c }
+        guard c.socket.transfer(to: d.socket) else {
+            dense.append(d)
+            return c
+        }
+        d.requests = c.requests
+        return d
+    }
+
+    func close(_ c: UpstreamConnection) {
+        c.socket.close()
+        if c.isDense {
+            c.requests = 0
+            dense.append(c)
+        }
+    }
+
     func dropIdle(_ c: UpstreamConnection) {
         pool.removeIdle(c)
-        c.socket.close()
+        close(c)
     }
 }
 
@@ -101,7 +132,10 @@ final class UpstreamGroup: @unchecked Sendable {
         balancer = Balancer(method: config.balance == .roundRobin ? .roundRobin : .leastConnections)
         queue = WaitQueue(capacity: config.queueSize)
         self.connectTimeout = connectTimeout
-        for s in servers { s.group = self }
+        for s in servers {
+            s.group = self
+            s.preallocate(min(config.maxIdle, 4096))
+        }
     }
 
     struct Lease {
@@ -144,7 +178,7 @@ final class UpstreamGroup: @unchecked Sendable {
         if let i = pick {
             let s = servers[i]
             if fresh {
-                for c in s.pool.takeAllIdle() { c.socket.close() }
+                for c in s.pool.takeAllIdle() { s.close(c) }
             }
             switch s.pool.lease() {
             case .reuse(let c):
@@ -206,11 +240,13 @@ final class UpstreamGroup: @unchecked Sendable {
                 return
             }
         }
-        switch s.pool.release(c, reusable: reusable && !draining) {
+        let keep = reusable && !draining
+        let record = keep && s.pool.idle.count < s.pool.maxIdle ? s.densify(c) : c
+        switch s.pool.release(record, reusable: keep) {
         case .park:
-            c.socket.park(c, until: EventLoop.shared.now + config.idleTimeout)
+            record.socket.park(record, until: EventLoop.shared.now + config.idleTimeout)
         case .close:
-            c.socket.close()
+            s.close(record)
             serveQueue(s)
         }
     }
@@ -230,7 +266,7 @@ final class UpstreamGroup: @unchecked Sendable {
     /// Closes every idle pooled connection (drain).
     func closeIdle() {
         for s in servers {
-            for c in s.pool.takeAllIdle() { c.socket.close() }
+            for c in s.pool.takeAllIdle() { s.close(c) }
         }
     }
 }

@@ -81,6 +81,18 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         return generation
     }
 
+    /// Points `fd`'s registration at `socket` under a new generation (see `Socket.transfer`).
+    func retag(fd: Int32, to socket: Socket) -> UInt32 {
+        generation &+= 1
+        if generation == 0 { generation = 1 }
+        var ev = epoll_event()
+        ev.events = gh_epollin() | gh_epollout() | gh_epollrdhup() | gh_epollet()
+        ev.data.u64 = (UInt64(generation) << 32) | UInt64(UInt32(bitPattern: fd))
+        guard epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) == 0 else { return 0 }
+        sockets[Int(fd)] = socket
+        return generation
+    }
+
     func unregister(fd: Int32) {
         // close() removes the fd from the epoll set; only our table needs clearing.
         if Int(fd) < sockets.count, sockets[Int(fd)] != nil {

@@ -58,6 +58,25 @@ public final class Socket: TimerNode, @unchecked Sendable {
         return true
     }
 
+    /// Moves this open, idle socket's fd into `other` (a closed record) without closing it, and
+    /// leaves this object closed. Lets a long-lived connection move into a densely allocated record.
+    public func transfer(to other: Socket) -> Bool {
+        precondition(!isClosed && readWaiter == nil && writeWaiter == nil && other.isClosed)
+        let gen = EventLoop.shared.retag(fd: fd, to: other)
+        guard gen != 0 else { return false }
+        EventLoop.shared.timers.remove(self)
+        other.fd = fd
+        other.generation = gen
+        other.isClosed = false
+        other.mayRead = mayRead
+        other.peerClosed = peerClosed
+        other.parked = nil
+        isClosed = true
+        parked = nil
+        fd = -1
+        return true
+    }
+
     // MARK: Loop callbacks
 
     func readReady() {
