@@ -1,3 +1,5 @@
+import Glibc
+
 /// Limits on a head; exceeding them yields 414 or 431 (for requests) before the head is complete.
 public struct HeadLimits: Sendable {
     public var maxHeadBytes: Int
@@ -52,50 +54,51 @@ public struct HeadParser: Sendable {
 
     /// Parses the head at the start of `buf`. Call again with the same (grown) bytes after `.needMore`.
     /// Each line is checked as soon as its LF arrives, so a bad line is refused before the head ends.
+    /// Lines are found with memchr; the grammar of each line (which refuses bare CR, obs-fold and
+    /// bytes outside it) is then checked in one pass over that line.
     public mutating func parse(_ buf: UnsafeRawBufferPointer) -> HeadResult {
-        var i = scanned
         let n = buf.count
+        guard let base = buf.baseAddress else { return .needMore }
+        var i = scanned
         while i < n {
-            let b = buf[i]
-            if b == 0x0D {
-                // Look at what follows the CR; when it has not arrived, rescan the CR next time.
-                if i + 1 == n { break }
-                if buf[i + 1] != 0x0A { return .error(.badRequest("bare CR")) }
-            } else if b == 0x0A {
-                if i == lineStart || buf[i - 1] != 0x0D { return .error(.badRequest("bare LF")) }
-                let lineLength = i - 1 - lineStart
-                if lineLength == 0 {
-                    if !sawFirstLine && kind == .request && leading < 8 {
-                        // RFC 9112 §2.2: ignore empty lines before the request-line.
-                        leading = i + 1
-                        lineStart = i + 1
-                        i += 1
-                        continue
-                    }
-                    if !sawFirstLine { return .error(.badRequest("empty start line")) }
-                    scanned = i + 1
-                    if i + 1 - leading > limits.maxHeadBytes {
-                        return .error(kind == .request ? .headersTooLarge : .badRequest("response head too large"))
-                    }
-                    head.end = i + 1
-                    return applySemantics(buf)
-                }
-                var p = lineStart
-                if !sawFirstLine {
-                    head.start = leading
-                    let ok = kind == .request ? parseRequestLine(buf, &p) != nil : parseStatusLine(buf, &p) != nil
-                    if !ok { return .error(lastError) }
-                    sawFirstLine = true
-                } else {
-                    if head.headers.count >= limits.maxHeaders {
-                        return .error(kind == .request ? .headersTooLarge : .badRequest("too many headers"))
-                    }
-                    guard parseField(buf, &p) else { return .error(lastError) }
-                }
-                lineStart = i + 1
-            } else if i == lineStart && sawFirstLine && (b == 0x20 || b == 0x09) {
-                return .error(.badRequest("obsolete line folding"))
+            guard let hit = memchr(base + i, 0x0A, n - i) else {
+                // An unfinished line: refuse now what no LF can make valid.
+                if let e = partialLineError(buf, from: i) { return .error(e) }
+                i = n
+                break
             }
+            i = base.distance(to: UnsafeRawPointer(hit))
+            if i == lineStart || buf[i - 1] != 0x0D { return .error(.badRequest("bare LF")) }
+            let lineLength = i - 1 - lineStart
+            if lineLength == 0 {
+                if !sawFirstLine && kind == .request && leading < 8 {
+                    // RFC 9112 §2.2: ignore empty lines before the request-line.
+                    leading = i + 1
+                    lineStart = i + 1
+                    i += 1
+                    continue
+                }
+                if !sawFirstLine { return .error(.badRequest("empty start line")) }
+                scanned = i + 1
+                if i + 1 - leading > limits.maxHeadBytes {
+                    return .error(kind == .request ? .headersTooLarge : .badRequest("response head too large"))
+                }
+                head.end = i + 1
+                return applySemantics(buf)
+            }
+            var p = lineStart
+            if !sawFirstLine {
+                head.start = leading
+                let ok = kind == .request ? parseRequestLine(buf, &p) != nil : parseStatusLine(buf, &p) != nil
+                if !ok { return .error(lastError) }
+                sawFirstLine = true
+            } else {
+                if head.headers.count >= limits.maxHeaders {
+                    return .error(kind == .request ? .headersTooLarge : .badRequest("too many headers"))
+                }
+                guard parseField(buf, &p) else { return .error(lastError) }
+            }
+            lineStart = i + 1
             i += 1
         }
         scanned = i
@@ -110,6 +113,20 @@ public struct HeadParser: Sendable {
     }
 
     private var lastError: HTTPError = .badRequest("malformed")
+
+    /// A CR not followed by LF, or a line starting with whitespace after the start line (obs-fold),
+    /// in the unfinished line from `lineStart`; `from` is where this feed's new bytes begin.
+    private func partialLineError(_ buf: UnsafeRawBufferPointer, from: Int) -> HTTPError? {
+        if sawFirstLine && lineStart < buf.count && (buf[lineStart] == 0x20 || buf[lineStart] == 0x09) {
+            return .badRequest("obsolete line folding")
+        }
+        var k = max(from - 1, lineStart)
+        while k < buf.count - 1 {
+            if buf[k] == 0x0D { return .badRequest("bare CR") }
+            k += 1
+        }
+        return nil
+    }
 
     private mutating func fail(_ e: HTTPError) -> Int? {
         lastError = e

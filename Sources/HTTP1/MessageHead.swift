@@ -29,14 +29,25 @@ public struct MessageHead: Sendable {
         headers.reserveCapacity(32)
     }
 
+    /// Clears the head in place: the header array keeps its buffer (a copy made here would leave
+    /// it shared, and the next append would allocate).
     mutating func reset() {
-        let kept = headers
-        self = MessageHead(reusing: kept)
-    }
-
-    private init(reusing h: [HeaderField]) {
-        headers = h
+        method = ByteRange(start: 0, count: 0)
+        methodKind = .other
+        target = ByteRange(start: 0, count: 0)
+        status = 0
+        reason = ByteRange(start: 0, count: 0)
+        versionMinor = 1
         headers.removeAll(keepingCapacity: true)
+        start = 0
+        end = 0
+        contentLength = nil
+        chunked = false
+        otherTransferCoding = false
+        keepAlive = true
+        expectContinue = false
+        host = nil
+        upgrade = false
     }
 }
 

@@ -140,8 +140,12 @@ extension ClientSession {
         let p = UnsafeRawPointer(inb.base + base)
 
         // 1. The head and whatever body is already buffered, in one writev.
-        let peerLen = peer.utf8.count
-        _ = ws.scratch.initializeMemory(as: UInt8.self, from: peer.utf8)
+        var peerLen = 0
+        var peerText = peer
+        peerText.withUTF8 { u in
+            peerLen = min(u.count, ws.scratch.count)
+            ws.scratch.copyMemory(from: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(u)[0..<peerLen]))
+        }
         ws.iov.reset()
         HeadRewriter.request(ws.iov, p, head, peer: UnsafeRawBufferPointer(rebasing: ws.scratch[0..<peerLen]), hostLine: conn.server.hostLine)
         ws.iov.add(p + head.end, buffered)

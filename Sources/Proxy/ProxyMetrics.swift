@@ -16,8 +16,8 @@ final class ProxyMetrics: @unchecked Sendable {
     private let inFlight: Gauge
     private let badRequests: MirroredCounter
     private var requests: [[MirroredCounter]] = []
-    private var durations: [DurationHistogram] = []
-    private var queueWaits: [DurationHistogram] = []
+    private var durations: [ValueHistogram] = []
+    private var queueWaits: [ValueHistogram] = []
     private var queueLength: [Gauge] = []
     private var serverGauges: [[(active: Gauge, idle: Gauge, up: Gauge, connects: MirroredCounter, errors: MirroredCounter, failures: MirroredCounter)]] = []
     private let timeouts: [MirroredCounter]
@@ -86,10 +86,10 @@ final class ProxyMetrics: @unchecked Sendable {
         threads = r.gauge("gatehouse_threads", "Threads in the process (one by design).")
         cpu = r.counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.")
         ctx.onRequestDone = { [unowned self] group, status, nanos in
-            durations[group].recordNanoseconds(Int64(nanos))
+            durations[group].record(Double(nanos) * 1e-9)
         }
         for (i, g) in groups.enumerated() {
-            g.onQueueWait = { [unowned self] nanos in queueWaits[i].recordNanoseconds(Int64(nanos)) }
+            g.onQueueWait = { [unowned self] nanos in queueWaits[i].record(Double(nanos) * 1e-9) }
         }
     }
 

@@ -4,8 +4,9 @@ import Glibc
 /// The one event loop of the process: an epoll selector, a timer heap and the Swift concurrency
 /// executor, all on one thread.
 ///
-/// It is both a `SerialExecutor` (for `LoopActor`) and a `TaskExecutor` (so nonisolated async
-/// code of our tasks also stays here). Each turn runs queued jobs, then waits in `epoll_wait` for
+/// It is both a `SerialExecutor` (for `LoopActor`) and a `TaskExecutor` (a task given it as its
+/// preference keeps nonisolated async code here; our own tasks get the same from
+/// `GlobalExecutorHook` without paying for a preference on every switch). Each turn runs queued jobs, then waits in `epoll_wait` for
 /// at most the time to the next deadline, then resumes the continuations of ready sockets.
 public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable {
     public static let shared = EventLoop()
@@ -53,6 +54,12 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
 
     public func asUnownedTaskExecutor() -> UnownedTaskExecutor {
         UnownedTaskExecutor(ordinary: self)
+    }
+
+    /// True on the thread running the loop (false before `run()`).
+    var ownsCurrentThread: Bool {
+        guard let t = threadID else { return false }
+        return pthread_equal(t, pthread_self()) != 0
     }
 
     public func checkIsolated() {
@@ -132,7 +139,9 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         // Bound one batch so that I/O keeps being polled while tasks keep waking each other.
         var budget = max(jobs.count, 64)
         while budget > 0, let job = jobs.pop() {
-            job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
+            // On the serial executor alone: naming a task executor here would make every switch of our
+            // tasks (which carry no preference, see `spawnOnLoop`) look like a change of executor.
+            job.runSynchronously(on: asUnownedSerialExecutor())
             budget -= 1
         }
     }

@@ -42,15 +42,15 @@ public final class MetricsRegistry {
         MirroredCounter(registry.makeCounter(descriptor: Self.descriptor(name, help), labels: labels))
     }
 
-    /// A latency histogram in seconds with buckets from 1 ms to 60 s.
-    public func latency(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> DurationHistogram {
-        registry.makeDurationHistogram(descriptor: Self.descriptor(name, help), labels: labels, buckets: Self.latencyBuckets)
+    /// A latency histogram in seconds with buckets from 0.5 ms to 60 s. Values are Doubles, not
+    /// `Duration`s: recording compares against every bucket, and a Double compare is one
+    /// instruction where a `Duration` compare is a call (a third of the cost of a request's metrics).
+    public func latency(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> ValueHistogram {
+        registry.makeValueHistogram(descriptor: Self.descriptor(name, help), labels: labels, buckets: Self.latencyBuckets)
     }
 
-    public static let latencyBuckets: [Duration] = [
-        .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
-        .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
-        .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
+    public static let latencyBuckets: [Double] = [
+        0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60,
     ]
 
     private static func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {

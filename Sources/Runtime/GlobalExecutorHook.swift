@@ -1,0 +1,28 @@
+import Glibc
+
+/// Routes jobs that the concurrency runtime would give to its global thread pool onto the loop.
+///
+/// The runtime exports `swift_task_enqueueGlobal_hook`, a function pointer it calls instead of
+/// its own global enqueue when set. A process with one thread has no use for that pool: a job
+/// enqueued there is nonisolated async code or a continuation resumed without an executor, and
+/// running it on the loop is both correct and what keeps `/proc/self/task` at one entry.
+enum GlobalExecutorHook {
+    typealias Original = @convention(thin) (UnownedJob) -> Void
+    typealias Hook = @convention(thin) (UnownedJob, Original) -> Void
+
+    nonisolated(unsafe) private static var installed = false
+
+    static func install() {
+        if installed { return }
+        installed = true
+        guard let symbol = dlsym(nil, "swift_task_enqueueGlobal_hook") else {
+            // Without the hook, jobs would leave the loop thread: refuse to run that way.
+            fatalError("swift_task_enqueueGlobal_hook not found in the concurrency runtime")
+        }
+        symbol.assumingMemoryBound(to: Hook?.self).pointee = { job, original in
+            let loop = EventLoop.shared
+            // Another thread (only a test process has any) keeps the runtime's own pool.
+            if loop.ownsCurrentThread { loop.enqueue(job) } else { original(job) }
+        }
+    }
+}
