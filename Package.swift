@@ -27,18 +27,20 @@ let package = Package(
         .target(name: "Runtime", dependencies: ["CLinux"]),
         .target(name: "HTTP1"),
         .target(name: "Config"),
+        // TLS termination on the loop: contexts from the config, non-blocking streams.
+        .target(name: "TLS", dependencies: ["Runtime", "Config", "COpenSSL", "CTLSShim"]),
         .target(name: "Telemetry", dependencies: [.product(name: "Prometheus", package: "swift-prometheus")]),
         .target(
             name: "Proxy",
             dependencies: [
-                "Runtime", "HTTP1", "Config", "Telemetry", "CTLSShim", "CLinux",
+                "Runtime", "HTTP1", "Config", "Telemetry", "TLS", "CLinux",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
             name: "gatehouse",
-            dependencies: ["Proxy", "Config", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Proxy", "Config", "TLS", "CTLSShim", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "gatehouse-backend",
@@ -54,6 +56,6 @@ let package = Package(
 
 // Release builds of our own hot modules skip dynamic exclusivity checks (debug builds, which the
 // tests run, keep them).
-for target in package.targets where ["Runtime", "HTTP1", "Proxy"].contains(target.name) {
+for target in package.targets where ["Runtime", "HTTP1", "Proxy", "TLS"].contains(target.name) {
     target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 }

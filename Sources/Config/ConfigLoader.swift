@@ -92,6 +92,18 @@ private struct Builder {
                     switch c.name {
                     case "listen": s.listen.append(try address(c, try one(c)))
                     case "proxy_pass": s.backend = try one(c)
+                    case "tls":
+                        guard s.tls == nil else { throw error(c, "only one tls block per server") }
+                        var t = TLSSettings()
+                        for x in try block(c) { try tls(x, &t) }
+                        guard !t.certificates.isEmpty else { throw error(c, "tls block has no certificate") }
+                        guard t.certificates.contains(where: { $0.names.isEmpty }) else {
+                            throw error(c, "tls block needs a default certificate (one without server names)")
+                        }
+                        if t.verifyClient != "off" && t.clientCA == nil {
+                            throw error(c, "verify_client \(t.verifyClient) needs client_ca")
+                        }
+                        s.tls = t
                     default: throw error(c, "unknown directive in server block")
                     }
                 }
@@ -154,12 +166,70 @@ private struct Builder {
         case "queue_timeout": g.queueTimeout = try duration(d)
         case "max_fails": g.maxFails = try count(d, min: 1)
         case "fail_timeout": g.failTimeout = try duration(d)
-        case "retry":
-            let v = try one(d)
-            guard v == "on" || v == "off" else { throw error(d, "use on or off") }
-            g.retry = v == "on"
+        case "retry": g.retry = try onOff(d)
         default: throw error(d, "unknown directive in backend block")
         }
+    }
+
+    func tls(_ d: Directive, _ t: inout TLSSettings) throws(ConfigError) {
+        switch d.name {
+        case "certificate":
+            guard d.block == nil, d.args.count >= 2 else { throw error(d, "takes a certificate file, a key file and optional server names") }
+            let names = d.args.dropFirst(2).map { $0.lowercased() }
+            for n in names where n.isEmpty || n.contains("/") || (n.contains("*") && !n.hasPrefix("*.")) {
+                throw error(d, "invalid server name \"\(n)\" (a host name, or *.domain)")
+            }
+            t.certificates.append(TLSCertificate(certificateFile: resolve(d.args[0]), keyFile: resolve(d.args[1]),
+                                                 names: names, file: file, line: d.line))
+        case "protocols":
+            guard d.block == nil, !d.args.isEmpty else { throw error(d, "takes TLSv1.2 and/or TLSv1.3") }
+            let order = ["TLSv1.2", "TLSv1.3"]
+            for v in d.args where !order.contains(v) {
+                throw error(d, "unsupported protocol \"\(v)\" (TLSv1.2 or TLSv1.3; older versions are refused)")
+            }
+            t.minVersion = order.first { d.args.contains($0) }!
+            t.maxVersion = order.last { d.args.contains($0) }!
+        case "ciphers": t.ciphers = try one(d)
+        case "groups": t.groups = try one(d)
+        case "alpn":
+            guard d.block == nil, !d.args.isEmpty else { throw error(d, "takes one or more protocol names") }
+            for p in d.args where p.isEmpty || p.utf8.count > 255 { throw error(d, "invalid protocol name \"\(p)\"") }
+            t.alpn = d.args
+        case "handshake_timeout":
+            t.handshakeTimeout = try duration(d)
+            guard t.handshakeTimeout > 0 else { throw error(d, "must be greater than 0") }
+        case "session_cache": t.sessionCacheSize = try count(d)
+        case "session_timeout": t.sessionTimeout = try duration(d)
+        case "session_tickets": t.sessionTickets = try onOff(d)
+        case "ticket_key_rotation":
+            t.ticketKeyRotation = try duration(d)
+            guard t.ticketKeyRotation >= Timeouts.sec else { throw error(d, "must be at least 1s") }
+        case "verify_client":
+            let v = try one(d)
+            guard ["off", "optional", "on"].contains(v) else { throw error(d, "use off, optional or on") }
+            t.verifyClient = v
+        case "client_ca": t.clientCA = resolve(try one(d))
+        case "client_subject_header":
+            let v = try one(d)
+            guard !v.isEmpty, v.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) }) else {
+                throw error(d, "invalid header name \"\(v)\"")
+            }
+            t.clientSubjectHeader = v
+        default: throw error(d, "unknown directive in tls block")
+        }
+    }
+
+    func onOff(_ d: Directive) throws(ConfigError) -> Bool {
+        let v = try one(d)
+        guard v == "on" || v == "off" else { throw error(d, "use on or off") }
+        return v == "on"
+    }
+
+    /// A relative path in the config is relative to the config file's directory.
+    func resolve(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        guard let slash = file.lastIndex(of: "/") else { return path }
+        return String(file[...slash]) + path
     }
 
     func validate() throws(ConfigError) -> Configuration {

@@ -108,6 +108,8 @@ public struct BackendGroup: Sendable, Equatable {
 public struct ServerBlock: Sendable, Equatable {
     public var listen: [HostPort] = []
     public var backend: String = ""
+    /// Present when the listeners of this block speak TLS.
+    public var tls: TLSSettings?
     public init() {}
 }
 

@@ -1,6 +1,7 @@
 import Config
 import HTTP1
 import Runtime
+import TLS
 
 /// One client connection. While a request is in progress a task runs `run()` as straight-line
 /// code; between requests the connection parks: the task ends, the buffer goes back to the pool,
@@ -11,6 +12,10 @@ final class ClientSession: ParkedHandler, @unchecked Sendable {
     unowned(unsafe) var group: UpstreamGroup
     var groupIndex = 0
     var peer = ""
+    /// The connection's TLS state on a TLS listener (freed at close, so a closed record holds none).
+    var tls: TLSStream?
+    /// The verified client certificate's subject, when the listener asks for one.
+    var clientSubject: String?
     let inbound: BufferSlot
     var state: ClientConnectionState
     var phase: ClientPhase?
@@ -33,8 +38,16 @@ final class ClientSession: ParkedHandler, @unchecked Sendable {
     }
 
     /// Takes on the accepted connection `fd`; false when it could not be registered.
-    func start(fd: Int32, peer: String, group: UpstreamGroup, groupIndex: Int) -> Bool {
+    func start(fd: Int32, peer: String, group: UpstreamGroup, groupIndex: Int, tls tlsContext: TLSServerContext?) -> Bool {
         guard socket.attach(fd: fd) else { return false }
+        if let c = tlsContext {
+            guard let t = TLSStream(context: c, socket: socket) else {
+                socket.close()
+                return false
+            }
+            tls = t
+            ctx.tlsStats.open += 1
+        }
         self.peer = peer
         self.group = group
         self.groupIndex = groupIndex
@@ -72,6 +85,12 @@ final class ClientSession: ParkedHandler, @unchecked Sendable {
         guard !closed else { return }
         closed = true
         ctx.unregister(self)
+        if let t = tls {
+            t.shutdown()
+            tls = nil
+            clientSubject = nil
+            ctx.tlsStats.open -= 1
+        }
         socket.close()
         ctx.stats.clientConnections -= 1
         if !taskRunning { ctx.recycle(self) }
@@ -109,6 +128,14 @@ final class ClientSession: ParkedHandler, @unchecked Sendable {
             ctx.giveWorkspace(ws)
             taskRunning = false
             if closed { ctx.recycle(self) }
+        }
+        if let t = tls, !t.isEstablished {
+            setPhase(.reading)
+            guard await t.handshake(until: EventLoop.shared.now + t.context.settings.handshakeTimeout) else {
+                close()
+                return
+            }
+            if t.context.settings.verifyClient != "off" { clientSubject = t.peerSubject() }
         }
         while true {
             setPhase(.reading)
@@ -162,7 +189,7 @@ final class ClientSession: ParkedHandler, @unchecked Sendable {
             }
             let waitingForFirstByte = inbound.isEmpty
             do {
-                let n = try await inbound.fill(from: socket, until: waitingForFirstByte ? idleWait : headDeadline)
+                let n = try await fillInbound(until: waitingForFirstByte ? idleWait : headDeadline)
                 if n == 0 {
                     close()
                     return .closed
@@ -192,7 +219,7 @@ final class ClientSession: ParkedHandler, @unchecked Sendable {
         defer { copy.deallocate() }
         copy.copyBytes(from: bytes)
         do {
-            try await socket.write(UnsafeRawBufferPointer(copy), until: deadline)
+            try await send(UnsafeRawBufferPointer(copy), until: deadline)
         } catch {
             close()
         }

@@ -1,6 +1,7 @@
 import Config
 import HTTP1
 import Runtime
+import TLS
 
 /// Per-request scratch: parsers, the gather list and the upstream buffer slot. Pooled, so a
 /// connection holds one only while a request is in progress.
@@ -21,13 +22,27 @@ final class Workspace: @unchecked Sendable {
         upstream = BufferSlot(pool: upstreamPool)
     }
 
-    deinit { scratch.deallocate() }
+    /// Where a gather list is coalesced before SSL_write (one record, not one per span); made
+    /// the first time a TLS connection uses this workspace.
+    private var staging: UnsafeMutableRawBufferPointer?
+    var tlsStaging: UnsafeMutableRawBufferPointer {
+        if let s = staging { return s }
+        let s = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 16)
+        staging = s
+        return s
+    }
+
+    deinit {
+        scratch.deallocate()
+        staging?.deallocate()
+    }
 }
 
 /// What every session of the process shares: configuration, pools, stats.
 final class ProxyContext: @unchecked Sendable {
     let config: Configuration
     let stats = ProxyStats()
+    let tlsStats = TLSStats()
     let clientBuffers: BufferPool
     let upstreamBuffers: BufferPool
     private var workspaces: [Workspace] = []
@@ -56,12 +71,12 @@ final class ProxyContext: @unchecked Sendable {
 
     /// A session record for a new connection, from the free list (refilled 64 at a time when
     /// more connections arrive than were preallocated).
-    func makeSession(fd: Int32, peer: String, group: UpstreamGroup, groupIndex: Int) -> ClientSession? {
+    func makeSession(fd: Int32, peer: String, group: UpstreamGroup, groupIndex: Int, tls: TLSServerContext?) -> ClientSession? {
         if freeSessions.isEmpty {
             for _ in 0..<64 { freeSessions.append(ClientSession(ctx: self, group: group)) }
         }
         let s = freeSessions.removeLast()
-        guard s.start(fd: fd, peer: peer, group: group, groupIndex: groupIndex) else {
+        guard s.start(fd: fd, peer: peer, group: group, groupIndex: groupIndex, tls: tls) else {
             freeSessions.append(s)
             return nil
         }

@@ -147,7 +147,25 @@ extension ClientSession {
             ws.scratch.copyMemory(from: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(u)[0..<peerLen]))
         }
         ws.iov.reset()
-        HeadRewriter.request(ws.iov, p, head, peer: UnsafeRawBufferPointer(rebasing: ws.scratch[0..<peerLen]), hostLine: conn.server.hostLine)
+        if let t = tls {
+            // The subject line and the header's name live in the workspace's staging buffer,
+            // which is free until the response is written.
+            var facts = HeadRewriter.ClientFacts(tls: true)
+            let settings = t.context.settings
+            if settings.verifyClient != "off" {
+                let stage = ws.tlsStaging
+                let name = Array(settings.clientSubjectHeader.lowercased().utf8)
+                let line = Array("\(settings.clientSubjectHeader): \(clientSubject ?? "")\r\n".utf8.prefix(4096))
+                stage.copyBytes(from: name)
+                UnsafeMutableRawBufferPointer(rebasing: stage[4096...]).copyBytes(from: line)
+                facts.subjectName = UnsafeRawBufferPointer(rebasing: stage[0..<name.count])
+                if clientSubject != nil { facts.subjectLine = UnsafeRawBufferPointer(rebasing: stage[4096..<(4096 + line.count)]) }
+            }
+            HeadRewriter.request(ws.iov, p, head, peer: UnsafeRawBufferPointer(rebasing: ws.scratch[0..<peerLen]),
+                                 hostLine: conn.server.hostLine, client: facts)
+        } else {
+            HeadRewriter.request(ws.iov, p, head, peer: UnsafeRawBufferPointer(rebasing: ws.scratch[0..<peerLen]), hostLine: conn.server.hostLine)
+        }
         ws.iov.add(p + head.end, buffered)
         do {
             if try !up.writeNow(ws.iov) { try await up.write(ws.iov, until: EventLoop.shared.now + t.upstreamSend) }
@@ -161,7 +179,7 @@ extension ClientSession {
             inb.readIndex = base + head.end + buffered
             if head.expectContinue {
                 do {
-                    try await socket.write(UnsafeRawBufferPointer(start: Responses.continue100.utf8Start, count: Responses.continue100.utf8CodeUnitCount),
+                    try await send(UnsafeRawBufferPointer(start: Responses.continue100.utf8Start, count: Responses.continue100.utf8CodeUnitCount),
                                            until: EventLoop.shared.now + t.clientSend)
                 } catch {
                     return .aborted(status: 499)
@@ -174,7 +192,7 @@ extension ClientSession {
                 inbound.releaseIfEmpty()
                 let n: Int
                 do {
-                    n = try await inbound.fill(from: socket, until: EventLoop.shared.now + t.clientBody)
+                    n = try await fillInbound(until: EventLoop.shared.now + t.clientBody)
                 } catch {
                     if error == .timedOut { ctx.stats.timedOut(.clientBody) }
                     return .aborted(status: 408)
@@ -226,7 +244,7 @@ extension ClientSession {
             let b = ub.buffer!
             if status != 100 {
                 do {
-                    try await socket.write(UnsafeRawBufferPointer(start: b.base + b.readIndex, count: ws.response.head.end), until: EventLoop.shared.now + t.clientSend)
+                    try await send(UnsafeRawBufferPointer(start: b.base + b.readIndex, count: ws.response.head.end), until: EventLoop.shared.now + t.clientSend)
                 } catch {
                     return .aborted(status: 499)
                 }
@@ -252,7 +270,7 @@ extension ClientSession {
         var extra = false
         if dechunk {
             do {
-                if try !socket.writeNow(ws.iov) { try await socket.write(ws.iov, until: EventLoop.shared.now + t.clientSend) }
+                if try !sendNow(ws.iov) { try await send(ws.iov, ws, until: EventLoop.shared.now + t.clientSend) }
             } catch {
                 return .aborted(status: rh.status)
             }
@@ -265,7 +283,7 @@ extension ClientSession {
             if r.error != nil { return .badResponse }
             ws.iov.add(UnsafeRawPointer(b.base + b.readIndex), r.consumed)
             do {
-                if try !socket.writeNow(ws.iov) { try await socket.write(ws.iov, until: EventLoop.shared.now + t.clientSend) }
+                if try !sendNow(ws.iov) { try await send(ws.iov, ws, until: EventLoop.shared.now + t.clientSend) }
             } catch {
                 if error == .timedOut { ctx.stats.timedOut(.clientSend) }
                 return .aborted(status: rh.status)
@@ -290,7 +308,7 @@ extension ClientSession {
                 let r = rf.scan(bb.readableBytes)
                 if r.error != nil { return .aborted(status: rh.status) }
                 do {
-                    try await socket.write(UnsafeRawBufferPointer(start: bb.base + bb.readIndex, count: r.consumed), until: EventLoop.shared.now + t.clientSend)
+                    try await send(UnsafeRawBufferPointer(start: bb.base + bb.readIndex, count: r.consumed), until: EventLoop.shared.now + t.clientSend)
                 } catch {
                     if error == .timedOut { ctx.stats.timedOut(.clientSend) }
                     return .aborted(status: rh.status)
@@ -319,7 +337,7 @@ extension ClientSession {
                 switch rf.next(b.readableBytes) {
                 case .data(let off, let count, let used):
                     do {
-                        try await socket.write(UnsafeRawBufferPointer(start: b.base + b.readIndex + off, count: count), until: EventLoop.shared.now + t.clientSend)
+                        try await send(UnsafeRawBufferPointer(start: b.base + b.readIndex + off, count: count), until: EventLoop.shared.now + t.clientSend)
                     } catch {
                         return 499
                     }

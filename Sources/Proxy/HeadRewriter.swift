@@ -18,8 +18,26 @@ enum HeadRewriter {
         }
     }
 
+    /// What the proxy itself vouches for about the client, beyond its address.
+    struct ClientFacts {
+        /// The client spoke TLS to us (X-Forwarded-Proto: https).
+        var tls = false
+        /// A header line the proxy sets ("Name: value\r\n") and the name (lowercase) of the header
+        /// a client must not send itself: the verified client certificate's subject.
+        var subjectLine: UnsafeRawBufferPointer?
+        var subjectName: UnsafeRawBufferPointer?
+    }
+
+    /// Whether field `f` is named `lower` (ASCII, lowercase), ignoring case.
+    static func named(_ p: UnsafeRawPointer, _ f: HeaderField, _ lower: UnsafeRawBufferPointer) -> Bool {
+        guard f.name.count == lower.count else { return false }
+        for i in 0..<lower.count where p.load(fromByteOffset: f.name.start + i, as: UInt8.self) | 0x20 != lower[i] | 0x20 { return false }
+        return true
+    }
+
     /// The request to a backend: always HTTP/1.1 keep-alive, with X-Forwarded-For/-Proto/-Host.
-    static func request(_ iov: IOVecList, _ p: UnsafeRawPointer, _ head: MessageHead, peer: UnsafeRawBufferPointer, hostLine: UnsafeRawBufferPointer) {
+    static func request(_ iov: IOVecList, _ p: UnsafeRawPointer, _ head: MessageHead, peer: UnsafeRawBufferPointer,
+                        hostLine: UnsafeRawBufferPointer, client: ClientFacts = ClientFacts()) {
         iov.add(p + head.method.start, head.target.end - head.method.start)
         iov.add(" HTTP/1.1\r\n")
         var sawXFF = false
@@ -31,6 +49,7 @@ enum HeadRewriter {
                 continue
             default:
                 if f.kind.isHopByHop || f.namedByConnection { continue }
+                if let n = client.subjectName, f.kind == .other, named(p, f, n) { continue }  // only we say who the client is
                 addField(iov, p, f)
             }
         }
@@ -42,7 +61,8 @@ enum HeadRewriter {
             }
         }
         iov.add(peer)
-        iov.add("\r\nX-Forwarded-Proto: http\r\n")
+        iov.add(client.tls ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n")
+        if let line = client.subjectLine { iov.add(line) }
         if let h = head.host {
             iov.add("X-Forwarded-Host: ")
             iov.add(p + h.start, h.count)

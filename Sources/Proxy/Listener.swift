@@ -1,5 +1,6 @@
 import Glibc
 import Runtime
+import TLS
 
 /// Accepts client connections on one listening socket. Running out of file descriptors pauses
 /// accepting briefly (counted) instead of spinning on the error or crashing, and so does reaching
@@ -9,9 +10,12 @@ final class Listener: @unchecked Sendable {
     unowned let ctx: ProxyContext
     let group: UpstreamGroup
     let groupIndex: Int
+    /// Set when this listener speaks TLS.
+    let tls: TLSServerContext?
     var stopped = false
 
-    init(socket: Socket, ctx: ProxyContext, group: UpstreamGroup, groupIndex: Int) {
+    init(socket: Socket, ctx: ProxyContext, group: UpstreamGroup, groupIndex: Int, tls: TLSServerContext?) {
+        self.tls = tls
         self.socket = socket
         self.ctx = ctx
         self.group = group
@@ -41,7 +45,7 @@ final class Listener: @unchecked Sendable {
                 continue
             }
             stats.acceptedTotal += 1
-            guard let session = ctx.makeSession(fd: accepted.fd, peer: accepted.peer?.host ?? "unknown", group: group, groupIndex: groupIndex) else { continue }
+            guard let session = ctx.makeSession(fd: accepted.fd, peer: accepted.peer?.host ?? "unknown", group: group, groupIndex: groupIndex, tls: tls) else { continue }
             session.spawn()
         }
     }

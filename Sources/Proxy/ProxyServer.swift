@@ -2,6 +2,7 @@ import Config
 import Glibc
 import Logging
 import Runtime
+import TLS
 
 /// Why the proxy could not start.
 public struct StartError: Error, CustomStringConvertible {
@@ -20,6 +21,8 @@ public final class ProxyServer: @unchecked Sendable {
     var signals: SignalWatcher?
     let logger: Logger
     var drainStarted = false
+    /// One per TLS server block, in config order.
+    var tlsContexts: [TLSServerContext] = []
     /// Bound addresses, in config order: proxy listeners then the metrics listener.
     public private(set) var boundAddresses: [(kind: String, address: SocketAddress)] = []
 
@@ -46,6 +49,11 @@ public final class ProxyServer: @unchecked Sendable {
         self.metrics = metrics
         for s in config.servers {
             let gi = config.backends.firstIndex { $0.name == s.backend }!
+            let tls = try s.tls.map { settings throws(ConfigError) in
+                let t = try TLSServerContext(settings: settings, stats: ctx.tlsStats)
+                tlsContexts.append(t)
+                return t
+            }
             for l in s.listen {
                 guard let addr = SocketAddress.resolve(host: l.host, port: l.port) else {
                     throw StartError(description: "listen \(l): cannot resolve")
@@ -54,8 +62,8 @@ public final class ProxyServer: @unchecked Sendable {
                 do { sock = try TCP.listen(on: addr) } catch {
                     throw StartError(description: "listen \(l): \(Self.describe(error))")
                 }
-                listeners.append(Listener(socket: sock, ctx: ctx, group: groups[gi], groupIndex: gi))
-                boundAddresses.append(("proxy", TCP.localAddress(of: sock) ?? addr))
+                listeners.append(Listener(socket: sock, ctx: ctx, group: groups[gi], groupIndex: gi, tls: tls))
+                boundAddresses.append((tls == nil ? "proxy" : "proxy (tls)", TCP.localAddress(of: sock) ?? addr))
             }
         }
         if let m = config.metrics {
@@ -96,6 +104,14 @@ public final class ProxyServer: @unchecked Sendable {
             while true {
                 await sleep(until: EventLoop.shared.now + 1_000_000_000)
                 ctx.housekeeping()
+            }
+        }
+        if let rotation = tlsContexts.filter({ $0.settings.sessionTickets }).map({ $0.settings.ticketKeyRotation }).min() {
+            spawnOnLoop {
+                while true {
+                    await sleep(until: EventLoop.shared.now + rotation)
+                    TLSServerContext.rotateTicketKeys()
+                }
             }
         }
         EventLoop.shared.run()

@@ -37,6 +37,19 @@ public final class IOVecList {
         }
     }
 
+    /// Copies as many unwritten bytes as fit into `dst` and consumes them; returns how many.
+    public func gather(into dst: UnsafeMutableRawBufferPointer) -> Int {
+        var n = 0
+        while first < count && n < dst.count {
+            let v = vecs[first]
+            let take = min(v.iov_len, dst.count - n)
+            (dst.baseAddress! + n).copyMemory(from: v.iov_base!, byteCount: take)
+            n += take
+            consume(take)
+        }
+        return n
+    }
+
     /// Adds a span.
     @discardableResult
     public func add(_ base: UnsafeRawPointer, _ length: Int) -> Bool {

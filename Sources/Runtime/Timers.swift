@@ -15,27 +15,48 @@ open class TimerNode {
 }
 
 /// An indexed binary min-heap of timer nodes keyed by the time they are queued for.
+///
+/// Entries hold the key beside an unmanaged reference, so sifting compares plain integers and
+/// moves two words without touching the nodes' reference counts; the heap owns one retain per
+/// queued node, taken on insert and dropped on removal.
 public final class TimerHeap {
-    private var items: [TimerNode] = []
+    private struct Entry {
+        var at: UInt64
+        var node: Unmanaged<TimerNode>
+    }
 
-    public init() { items.reserveCapacity(1024) }
+    private var items: UnsafeMutablePointer<Entry>
+    private var capacity: Int
+    public private(set) var count = 0
 
-    public var count: Int { items.count }
+    public init() {
+        capacity = 1024
+        items = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        for i in 0..<count { items[i].node.release() }
+        items.deallocate()
+    }
 
     /// Sets `node`'s deadline (0 clears it).
     public func schedule(_ node: TimerNode, at deadline: UInt64) {
         node.deadline = deadline
         guard deadline != 0 else { return }
-        if node.heapIndex >= 0 {
+        let i = node.heapIndex
+        if i >= 0 {
             if deadline < node.queuedAt {
                 node.queuedAt = deadline
-                siftUp(node.heapIndex)
+                items[i].at = deadline
+                siftUp(i)
             }
         } else {
+            if count == capacity { grow() }
             node.queuedAt = deadline
-            node.heapIndex = items.count
-            items.append(node)
-            siftUp(node.heapIndex)
+            node.heapIndex = count
+            (items + count).initialize(to: Entry(at: deadline, node: .passRetained(node)))
+            count += 1
+            siftUp(count - 1)
         }
     }
 
@@ -44,30 +65,31 @@ public final class TimerHeap {
         node.deadline = 0
         let i = node.heapIndex
         guard i >= 0 else { return }
-        let last = items.count - 1
-        if i != last {
-            items.swapAt(i, last)
-            items[i].heapIndex = i
-        }
-        items.removeLast()
         node.heapIndex = -1
-        if i < items.count {
+        let removed = items[i].node
+        count -= 1
+        if i != count {
+            items[i] = items[count]
+            setIndex(i)
             siftDown(i)
             siftUp(i)
         }
+        removed.release()
     }
 
     /// Milliseconds until the earliest entry, for epoll_wait; -1 when there is none.
     public func timeoutMillis(now: UInt64) -> Int32 {
-        guard let first = items.first else { return -1 }
-        if first.queuedAt <= now { return 0 }
-        let ms = (first.queuedAt - now + 999_999) / 1_000_000
+        guard count > 0 else { return -1 }
+        let first = items[0].at
+        if first <= now { return 0 }
+        let ms = (first - now + 999_999) / 1_000_000
         return Int32(min(ms, 60_000))
     }
 
     /// Fires every node whose deadline has passed.
     public func fire(now: UInt64) {
-        while let first = items.first, first.queuedAt <= now {
+        while count > 0, items[0].at <= now {
+            let first = items[0].node.retain().takeRetainedValue()
             let wanted = first.deadline
             remove(first)  // clears the deadline, so the handler may arm a new one
             if wanted == 0 { continue }
@@ -79,31 +101,47 @@ public final class TimerHeap {
         }
     }
 
+    private func setIndex(_ i: Int) {
+        let index = i
+        items[i].node._withUnsafeGuaranteedRef { $0.heapIndex = index }
+    }
+
+    private func grow() {
+        let bigger = UnsafeMutablePointer<Entry>.allocate(capacity: capacity * 2)
+        bigger.moveInitialize(from: items, count: count)
+        items.deallocate()
+        items = bigger
+        capacity *= 2
+    }
+
     private func siftUp(_ start: Int) {
         var i = start
+        let e = items[i]
         while i > 0 {
             let parent = (i - 1) / 2
-            if items[parent].queuedAt <= items[i].queuedAt { break }
-            items.swapAt(parent, i)
-            items[parent].heapIndex = parent
-            items[i].heapIndex = i
+            if items[parent].at <= e.at { break }
+            items[i] = items[parent]
+            setIndex(i)
             i = parent
         }
+        items[i] = e
+        setIndex(i)
     }
 
     private func siftDown(_ start: Int) {
         var i = start
-        let n = items.count
+        let e = items[i]
         while true {
             let l = 2 * i + 1
-            if l >= n { break }
+            if l >= count { break }
             var m = l
-            if l + 1 < n && items[l + 1].queuedAt < items[l].queuedAt { m = l + 1 }
-            if items[i].queuedAt <= items[m].queuedAt { break }
-            items.swapAt(i, m)
-            items[i].heapIndex = i
-            items[m].heapIndex = m
+            if l + 1 < count && items[l + 1].at < items[l].at { m = l + 1 }
+            if e.at <= items[m].at { break }
+            items[i] = items[m]
+            setIndex(i)
             i = m
         }
+        items[i] = e
+        setIndex(i)
     }
 }

@@ -4,6 +4,7 @@ import CTLSShim
 import Glibc
 import Logging
 import Proxy
+import TLS
 
 /// The gatehouse command: run the proxy from a config file or from one line of flags.
 @main
@@ -28,6 +29,12 @@ struct Gatehouse: ParsableCommand {
     @Option(name: .customLong("metrics"), help: "One-line mode: metrics address (host:port), or off.")
     var metrics: String?
 
+    @Option(name: .customLong("tls-cert"), help: "One-line mode: certificate chain (PEM); --listen then speaks TLS.")
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: "One-line mode: the certificate's private key (PEM).")
+    var tlsKey: String?
+
     @Option(name: .customLong("log-level"), help: "Override the log level.")
     var logLevel: String?
 
@@ -40,6 +47,16 @@ struct Gatehouse: ParsableCommand {
             return
         }
         let configuration = try loadConfiguration()
+        // Certificates and TLS policy are only proven by OpenSSL loading them: do it for --check too.
+        for s in configuration.servers {
+            guard let t = s.tls else { continue }
+            do {
+                _ = try TLSServerContext(settings: t, stats: TLSStats())
+            } catch {
+                writeLine(2, "gatehouse: \(error)")
+                throw ExitCode(1)
+            }
+        }
         if check {
             writeLine(1, "gatehouse: configuration \(config ?? "(command line)") is valid")
             return
@@ -82,7 +99,16 @@ struct Gatehouse: ParsableCommand {
                 guard let hp = HostPort.parse(ms) else { throw ValidationError("--metrics \(ms): expected host:port") }
                 m = hp
             }
-            return Configuration.quick(listen: l, backends: b, metrics: m)
+            var c = Configuration.quick(listen: l, backends: b, metrics: m)
+            switch (tlsCert, tlsKey) {
+            case (nil, nil): break
+            case (let cert?, let key?):
+                var t = TLSSettings()
+                t.certificates = [TLSCertificate(certificateFile: cert, keyFile: key, file: "--tls-cert", line: 0)]
+                c.servers[0].tls = t
+            default: throw ValidationError("--tls-cert and --tls-key go together")
+            }
+            return c
         }
         let path = config ?? "proxy.conf"
         guard let text = readFile(path) else {
