@@ -49,7 +49,7 @@ let package = Package(
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Runtime"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["gatehouse", "gatehouse-backend"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["gatehouse", "gatehouse-backend"], exclude: ["Support/tls_clients.py"]),
     ],
     swiftLanguageModes: [.v6]
 )

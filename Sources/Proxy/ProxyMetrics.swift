@@ -37,6 +37,7 @@ final class ProxyMetrics: @unchecked Sendable {
     private let threads: Gauge
     private let cpu: MirroredCounter
     private let sockets: Gauge
+    let tls: TLSMetrics
 
     init(ctx: ProxyContext, groups: [UpstreamGroup]) {
         self.ctx = ctx
@@ -85,6 +86,7 @@ final class ProxyMetrics: @unchecked Sendable {
         maxFDs = r.gauge("process_max_fds", "Maximum number of open file descriptors.")
         threads = r.gauge("gatehouse_threads", "Threads in the process (one by design).")
         cpu = r.counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.")
+        tls = TLSMetrics(registry: r, stats: ctx.tlsStats)
         ctx.onRequestDone = { [unowned self] group, status, nanos in
             durations[group].record(Double(nanos) * 1e-9)
         }
@@ -133,6 +135,7 @@ final class ProxyMetrics: @unchecked Sendable {
         maxFDs.set(Double(ProcessStats.maxFDs()))
         threads.set(Double(ProcessStats.threadCount()))
         cpu.set(total: ProcessStats.cpuSeconds())
+        tls.refresh()
         return registry.render()
     }
 }

@@ -66,6 +66,7 @@ public final class ProxyServer: @unchecked Sendable {
                 boundAddresses.append((tls == nil ? "proxy" : "proxy (tls)", TCP.localAddress(of: sock) ?? addr))
             }
         }
+        metrics.tls.contexts = tlsContexts
         if let m = config.metrics {
             guard let addr = SocketAddress.resolve(host: m.host, port: m.port) else {
                 throw StartError(description: "metrics \(m): cannot resolve")

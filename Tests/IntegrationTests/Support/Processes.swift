@@ -114,7 +114,7 @@ final class GatehouseProcess {
         configPath = NSTemporaryDirectory() + "gatehouse-\(UUID().uuidString).conf"
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
         child = try Child(binDir + "/gatehouse", ["-c", configPath], shell: shell)
-        port = boundPort(try child.waitForLine(containing: "proxy listening on"))
+        port = boundPort(try child.waitForLine(containing: "gatehouse: proxy"))
         metricsPort = boundPort(try child.waitForLine(containing: "metrics listening on"))
     }
 
