@@ -166,3 +166,24 @@ struct TLSTests {
         #expect(perConnection < 24 * 1024)
     }
 }
+
+/// sslyze (PyPI; .ci/run installs it) scans the listener against Mozilla's intermediate profile.
+@Suite("TLS scan")
+struct TLSScanTests {
+    @Test("sslyze finds the listener compliant with Mozilla intermediate, the self-signed certificate aside")
+    func mozillaIntermediate() throws {
+        let be = try DemoBackend()
+        let gh = try GatehouseProcess(config: TLSFixture.config(backend: be.port))
+        let r = try sh("timeout 300 python3 -m sslyze --mozilla_config=intermediate 127.0.0.1:\(gh.port)")
+        #expect(r.output.contains("COMPLIANCE AGAINST TLS CONFIGURATION"), "sslyze did not run: \(r.output)")
+        #expect(r.output.contains("Not vulnerable to Heartbleed"))
+        #expect(r.output.contains("Client Renegotiation DoS Attack:   OK - Not vulnerable"))
+        // Every finding but the one a self-signed test certificate must cause.
+        let findings = r.output.split(separator: "\n")
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { $0.hasPrefix("* ") && $0.contains(":") && !$0.contains(" - ") && $0.first == "*" && $0.dropFirst(2).first?.isLowercase == true }
+        let unexpected = findings.filter { !$0.hasPrefix("* certificate_path_validation:") }
+        #expect(unexpected.isEmpty, "\(unexpected)\n\(r.output)")
+        #expect(r.output.contains("FAILED - Not compliant") ? findings.count == 1 : r.output.contains("OK - Compliant"))
+    }
+}
