@@ -18,6 +18,7 @@ long gh_ssl_ctx_sess_hits(SSL_CTX *ctx);
 long gh_ssl_ctx_sess_misses(SSL_CTX *ctx);
 long gh_ssl_ctx_sess_number(SSL_CTX *ctx);
 long gh_ssl_ctx_set_num_tickets(SSL_CTX *ctx, size_t n);
+void gh_ssl_ctx_set_read_ahead(SSL_CTX *ctx, int yes);
 
 /// The protocol policy options (their SSL_OP_ macros are casts Swift cannot import): renegotiation
 /// refused, compression off, a missing close_notify read as EOF, and tickets on or off.
