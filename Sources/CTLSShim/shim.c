@@ -14,6 +14,7 @@ long gh_ssl_ctx_sess_misses(SSL_CTX *ctx) { return SSL_CTX_sess_misses(ctx); }
 long gh_ssl_ctx_sess_number(SSL_CTX *ctx) { return SSL_CTX_sess_number(ctx); }
 long gh_ssl_ctx_set_num_tickets(SSL_CTX *ctx, size_t n) { return SSL_CTX_set_num_tickets(ctx, n); }
 void gh_ssl_ctx_set_read_ahead(SSL_CTX *ctx, int yes) { SSL_CTX_set_read_ahead(ctx, yes); }
+int gh_ssl_set_sni(SSL *ssl, const char *name) { return (int)SSL_set_tlsext_host_name(ssl, name); }
 
 void gh_ssl_ctx_set_policy_options(SSL_CTX *ctx, int tickets) {
     uint64_t op = SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF;

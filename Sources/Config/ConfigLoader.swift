@@ -82,7 +82,28 @@ private struct Builder {
                 guard d.args.count == 1 else { throw error(d, "takes a name") }
                 guard config.backend(named: d.args[0]) == nil else { throw error(d, "backend \"\(d.args[0])\" is defined twice") }
                 var g = BackendGroup(name: d.args[0])
-                for c in try block(d) { try backend(c, &g) }
+                // TLS to the servers: "tls on;" and its options, in any order.
+                var tlsOn = false
+                var tls = UpstreamTLS()
+                var tlsOption: Directive?
+                for c in try block(d) {
+                    switch c.name {
+                    case "tls": tlsOn = try onOff(c)
+                    case "tls_ca":
+                        let v = try one(c)
+                        tls.caFile = v == "system" ? nil : resolve(v)
+                        tlsOption = c
+                    case "tls_server_name":
+                        tls.serverName = try one(c)
+                        tlsOption = c
+                    case "tls_verify":
+                        tls.verify = try onOff(c)
+                        tlsOption = c
+                    default: try backend(c, &g)
+                    }
+                }
+                if let c = tlsOption, !tlsOn { throw error(c, "needs \"tls on;\" in this backend block") }
+                if tlsOn { g.tls = tls }
                 guard !g.servers.isEmpty else { throw error(d, "backend \"\(g.name)\" has no server") }
                 config.backends.append(g)
             case "server":

@@ -100,6 +100,8 @@ public struct BackendGroup: Sendable, Equatable {
     public var failTimeout: UInt64 = 10 * Timeouts.sec
     /// Retry an idempotent request (or one nothing was sent for) once on another server.
     public var retry = true
+    /// Present when connections to these servers speak TLS.
+    public var tls: UpstreamTLS?
 
     public init(name: String) { self.name = name }
 }

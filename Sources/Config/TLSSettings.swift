@@ -59,3 +59,15 @@ public struct TLSSettings: Sendable, Equatable {
         "DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-AES256-GCM-SHA384", "DHE-RSA-CHACHA20-POLY1305",
     ].joined(separator: ":")
 }
+
+/// TLS from the proxy to the servers of a backend group.
+public struct UpstreamTLS: Sendable, Equatable {
+    /// CA bundle the servers' certificates must chain to; nil for the system store.
+    public var caFile: String?
+    /// Name sent by SNI and checked against the certificate; nil for the server's host.
+    public var serverName: String?
+    /// Verify the server's certificate and name (off only for testing).
+    public var verify = true
+
+    public init() {}
+}

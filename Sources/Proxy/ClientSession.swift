@@ -131,11 +131,11 @@ final class ClientSession: ParkedHandler, @unchecked Sendable {
         }
         if let t = tls, !t.isEstablished {
             setPhase(.reading)
-            guard await t.handshake(until: EventLoop.shared.now + t.context.settings.handshakeTimeout) else {
+            guard await t.handshake(until: EventLoop.shared.now + t.context!.settings.handshakeTimeout) else {
                 close()
                 return
             }
-            if t.context.settings.verifyClient != "off" { clientSubject = t.peerSubject() }
+            if t.context!.settings.verifyClient != "off" { clientSubject = t.peerSubject() }
         }
         while true {
             setPhase(.reading)

@@ -32,9 +32,20 @@ final class Workspace: @unchecked Sendable {
         return s
     }
 
+    /// The same for a request sent to a TLS backend (apart, since the request's added lines
+    /// may live in `tlsStaging`).
+    private var upStaging: UnsafeMutableRawBufferPointer?
+    var upstreamStaging: UnsafeMutableRawBufferPointer {
+        if let s = upStaging { return s }
+        let s = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 16)
+        upStaging = s
+        return s
+    }
+
     deinit {
         scratch.deallocate()
         staging?.deallocate()
+        upStaging?.deallocate()
     }
 }
 
@@ -118,6 +129,10 @@ final class ProxyContext: @unchecked Sendable {
             freed += workspaces.count - keepWorkspaces
             workspaces.removeLast(workspaces.count - keepWorkspaces)
         }
+        // Giving heap back (malloc_trim, and mallinfo2 to decide) walks the allocator's free lists:
+        // milliseconds on a big heap, which every request in flight would wait out. It is for
+        // after a burst, so it waits until the load is down.
+        guard stats.requestsInFlight < 64 else { return }
         let free = ProcessStats.heapFree()
         if freed > 0 || free > heapFreeAfterTrim + (4 << 20) {
             ProcessStats.trimHeap()

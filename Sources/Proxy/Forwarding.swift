@@ -133,7 +133,6 @@ extension ClientSession {
     @LoopActor
     private func exchange(_ ws: Workspace, _ conn: UpstreamConnection, head: MessageHead, framer: BodyFramer,
                           buffered: Int, bodyDone: Bool) async -> ExchangeResult {
-        let up = conn.socket
         let t = ctx.config.timeouts
         let inb = inbound.buffer!
         let base = inb.readIndex
@@ -151,7 +150,7 @@ extension ClientSession {
             // The subject line and the header's name live in the workspace's staging buffer,
             // which is free until the response is written.
             var facts = HeadRewriter.ClientFacts(tls: true)
-            let settings = t.context.settings
+            let settings = t.context!.settings
             if settings.verifyClient != "off" {
                 let stage = ws.tlsStaging
                 let name = Array(settings.clientSubjectHeader.lowercased().utf8)
@@ -168,7 +167,7 @@ extension ClientSession {
         }
         ws.iov.add(p + head.end, buffered)
         do {
-            if try !up.writeNow(ws.iov) { try await up.write(ws.iov, until: EventLoop.shared.now + t.upstreamSend) }
+            if try !conn.sendNow(ws.iov) { try await conn.send(ws.iov, staging: ws.upstreamStaging, until: EventLoop.shared.now + t.upstreamSend) }
         } catch {
             return .failedEarly(error, requestSent: true)
         }
@@ -204,7 +203,7 @@ extension ClientSession {
                 total += UInt64(r.consumed)
                 if ctx.config.limits.maxBodyBytes > 0 && total > ctx.config.limits.maxBodyBytes { return .aborted(status: 413) }
                 do {
-                    try await up.write(UnsafeRawBufferPointer(start: b.base + b.readIndex, count: r.consumed), until: EventLoop.shared.now + t.upstreamSend)
+                    try await conn.send(UnsafeRawBufferPointer(start: b.base + b.readIndex, count: r.consumed), until: EventLoop.shared.now + t.upstreamSend)
                 } catch {
                     if error == .timedOut { ctx.stats.timedOut(.upstreamSend) }
                     return .aborted(status: 502)
@@ -231,7 +230,7 @@ extension ClientSession {
                     }
                 }
                 do {
-                    let n = try await ub.fill(from: up, until: headDeadline)
+                    let n = try await conn.fill(ub, until: headDeadline)
                     if n == 0 { return sawByte ? .badResponse : .failedEarly(.closed, requestSent: true) }
                     sawByte = true
                 } catch {
@@ -274,7 +273,7 @@ extension ClientSession {
             } catch {
                 return .aborted(status: rh.status)
             }
-            switch await relayDecoded(ws, up, &rf) {
+            switch await relayDecoded(ws, conn, &rf) {
             case .some(let e): return .aborted(status: e)
             case .none: break
             }
@@ -295,7 +294,7 @@ extension ClientSession {
                 ub.releaseIfEmpty()
                 let n: Int
                 do {
-                    n = try await ub.fill(from: up, until: EventLoop.shared.now + t.upstreamRead)
+                    n = try await conn.fill(ub, until: EventLoop.shared.now + t.upstreamRead)
                 } catch {
                     if error == .timedOut { ctx.stats.timedOut(.upstreamRead) }
                     return .aborted(status: rh.status)
@@ -329,7 +328,7 @@ extension ClientSession {
     /// Relays a chunked body decoded (for an HTTP/1.0 client, which then sees the end by close).
     /// Returns a status on failure.
     @LoopActor
-    private func relayDecoded(_ ws: Workspace, _ up: Socket, _ rf: inout BodyFramer) async -> Int? {
+    private func relayDecoded(_ ws: Workspace, _ conn: UpstreamConnection, _ rf: inout BodyFramer) async -> Int? {
         let ub = ws.upstream
         let t = ctx.config.timeouts
         while true {
@@ -357,7 +356,7 @@ extension ClientSession {
             }
             ub.releaseIfEmpty()
             do {
-                if try await ub.fill(from: up, until: EventLoop.shared.now + t.upstreamRead) == 0 { return 502 }
+                if try await conn.fill(ub, until: EventLoop.shared.now + t.upstreamRead) == 0 { return 502 }
             } catch {
                 return 504
             }

@@ -39,7 +39,8 @@ public final class ProxyServer: @unchecked Sendable {
                 }
                 addrs.append(a)
             }
-            groups.append(UpstreamGroup(config: g, addresses: addrs, connectTimeout: config.timeouts.upstreamConnect))
+            let tlsClient = try g.tls.map { t throws(ConfigError) in try TLSClientContext(settings: t, group: g.name) }
+            groups.append(UpstreamGroup(config: g, addresses: addrs, connectTimeout: config.timeouts.upstreamConnect, tlsClient: tlsClient))
         }
         self.groups = groups
         if let first = groups.first {

@@ -1,5 +1,7 @@
 import Config
+import Glibc
 import Runtime
+import TLS
 
 /// A connection to a backend server. While pooled it is parked: no task, no buffer; if the server
 /// sends anything or closes, it is closed at once, since a response nobody asked for means the
@@ -10,6 +12,8 @@ final class UpstreamConnection: ParkedHandler, @unchecked Sendable {
     var requests = 0
     /// One of the server's preallocated records (see `UpstreamServer.dense`).
     let isDense: Bool
+    /// Set when the backend group speaks TLS to its servers.
+    var tls: TLSStream?
 
     init(socket: Socket, server: UpstreamServer, dense: Bool = false) {
         self.socket = socket
@@ -24,6 +28,8 @@ final class UpstreamConnection: ParkedHandler, @unchecked Sendable {
 /// One backend server: its address, pool and passive health.
 final class UpstreamServer: @unchecked Sendable {
     let address: SocketAddress
+    /// The host as configured: the name a TLS backend is asked for (SNI) and checked against.
+    let host: String
     let label: String
     let index: Int
     /// "Host: host:port\r\n", for requests that came without a Host (HTTP/1.0).
@@ -37,6 +43,7 @@ final class UpstreamServer: @unchecked Sendable {
 
     init(address: SocketAddress, index: Int, config: BackendGroup) {
         self.address = address
+        host = index < config.servers.count ? config.servers[index].host : address.host
         self.index = index
         label = address.description
         let line = Array("Host: \(address.description)\r\n".utf8)
@@ -64,10 +71,19 @@ final class UpstreamServer: @unchecked Sendable {
             return c
         }
         d.requests = c.requests
+        if let t = c.tls {
+            t.retarget(d.socket)
+            d.tls = t
+            c.tls = nil
+        }
         return d
     }
 
     func close(_ c: UpstreamConnection) {
+        if let t = c.tls {
+            t.shutdown()
+            c.tls = nil
+        }
         c.socket.close()
         if c.isDense {
             c.requests = 0
@@ -122,12 +138,15 @@ final class UpstreamGroup: @unchecked Sendable {
     var balancer: Balancer
     var queue: WaitQueue<Waiter>
     let connectTimeout: UInt64
+    /// Set when the group speaks TLS to its servers (`tls on;`).
+    let tlsClient: TLSClientContext?
     var draining = false
     var requestsByClass = [Int](repeating: 0, count: 6)
     var onQueueWait: (UInt64) -> Void = { _ in }
 
-    init(config: BackendGroup, addresses: [SocketAddress], connectTimeout: UInt64) {
+    init(config: BackendGroup, addresses: [SocketAddress], connectTimeout: UInt64, tlsClient: TLSClientContext? = nil) {
         self.config = config
+        self.tlsClient = tlsClient
         servers = addresses.enumerated().map { UpstreamServer(address: $1, index: $0, config: config) }
         balancer = Balancer(method: config.balance == .roundRobin ? .roundRobin : .leastConnections)
         queue = WaitQueue(capacity: config.queueSize)
@@ -212,9 +231,21 @@ final class UpstreamGroup: @unchecked Sendable {
     @LoopActor
     private func connect(_ s: UpstreamServer) async throws(AcquireFailure) -> Lease {
         s.connectsTotal += 1
-        do {
-            let sock = try await TCP.connect(to: s.address, until: EventLoop.shared.now + connectTimeout)
-            return Lease(conn: UpstreamConnection(socket: sock, server: s), reused: false)
+        do throws(IOError) {
+            let deadline = EventLoop.shared.now + connectTimeout
+            let sock = try await TCP.connect(to: s.address, until: deadline)
+            let conn = UpstreamConnection(socket: sock, server: s)
+            if let client = tlsClient {
+                // The handshake is part of connecting: it has the connect timeout, and a failure
+                // counts as a connect error (so a retry on another server may follow).
+                guard let t = TLSStream(client: client, socket: sock, serverName: client.settings.serverName ?? s.host),
+                      await t.handshake(until: deadline) else {
+                    sock.close()
+                    throw IOError.errno(EPROTO)
+                }
+                conn.tls = t
+            }
+            return Lease(conn: conn, reused: false)
         } catch {
             s.connectErrorsTotal += 1
             s.pool.connectFailed()

@@ -77,6 +77,10 @@ public final class Socket: TimerNode, @unchecked Sendable {
         return true
     }
 
+    /// A read made by someone else on this fd (OpenSSL) came back short or with EAGAIN: like
+    /// `readNow`, remember that only new readiness can make a read worth making.
+    public func noteDrained() { mayRead = false }
+
     // MARK: Loop callbacks
 
     func readReady() {

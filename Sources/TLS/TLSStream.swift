@@ -11,8 +11,14 @@ import Runtime
 /// waits, so what OpenSSL holds is returned first and epoll is asked only when it holds nothing.
 public final class TLSStream {
     let ssl: OpaquePointer
-    unowned(unsafe) let socket: Socket
-    public unowned(unsafe) let context: TLSServerContext
+    /// Our socket BIO (owned by `ssl`): it tells when OpenSSL's read drained the socket.
+    private let bio: OpaquePointer
+    /// The socket whose fd OpenSSL reads and writes; a pooled upstream connection may move to
+    /// another socket record (same fd), see `retarget`.
+    public private(set) unowned(unsafe) var socket: Socket
+    /// The listener's context (server side); nil on connections to backends.
+    public unowned(unsafe) let context: TLSServerContext?
+    private unowned(unsafe) let stats: TLSStats?
     public private(set) var isEstablished = false
     /// A fatal error was seen: no close_notify may follow.
     private var failed = false
@@ -20,14 +26,44 @@ public final class TLSStream {
     /// An SSL object for `socket` (accept side); nil when OpenSSL cannot make one.
     public init?(context: TLSServerContext, socket: Socket) {
         guard let ssl = SSL_new(context.defaultContext) else { return nil }
-        guard SSL_set_fd(ssl, socket.fd) == 1 else {
+        guard let bio = gh_bio_new_socket(socket.fd) else {
             SSL_free(ssl)
             return nil
         }
+        SSL_set_bio(ssl, bio, bio)
         SSL_set_accept_state(ssl)
         self.ssl = ssl
+        self.bio = bio
         self.socket = socket
         self.context = context
+        stats = context.stats
+    }
+
+    /// A client-side stream to a backend: SNI and the certificate's name check use `serverName`.
+    public init?(client: TLSClientContext, socket: Socket, serverName: String) {
+        guard let ssl = SSL_new(client.context) else { return nil }
+        guard let bio = gh_bio_new_socket(socket.fd) else {
+            SSL_free(ssl)
+            return nil
+        }
+        SSL_set_bio(ssl, bio, bio)
+        self.bio = bio
+        // SNI only for names, not addresses (RFC 6066 §3); the certificate check covers both.
+        if !serverName.isEmpty && serverName.contains(where: { $0.isLetter }) && !serverName.contains(":") {
+            _ = gh_ssl_set_sni(ssl, serverName)
+        }
+        if client.settings.verify { _ = SSL_set1_host(ssl, serverName) }
+        SSL_set_connect_state(ssl)
+        self.ssl = ssl
+        self.socket = socket
+        context = nil
+        stats = nil
+    }
+
+    /// Points the stream at the record its fd moved to (same fd, see `Socket.transfer`).
+    public func retarget(_ s: Socket) {
+        precondition(s.fd == socket.fd || socket.isClosed)
+        socket = s
     }
 
     deinit { SSL_free(ssl) }
@@ -35,16 +71,17 @@ public final class TLSStream {
     /// Completes the handshake by `deadline`; false (counted by reason) when it fails.
     @LoopActor
     public func handshake(until deadline: UInt64) async -> Bool {
-        let stats = context.stats
         let started = EventLoop.shared.now
         while true {
             ERR_clear_error()
+            _ = gh_bio_take_drained(bio)
             let r = SSL_do_handshake(ssl)
+            if gh_bio_take_drained(bio) != 0 { socket.noteDrained() }
             if r == 1 {
                 isEstablished = true
                 let v = SSL_version(ssl) == TLS1_3_VERSION ? 1 : 0
-                stats.handshakes[v][SSL_session_reused(ssl) == 1 ? 1 : 0] += 1
-                stats.onHandshakeDuration(EventLoop.shared.now - started)
+                stats?.handshakes[v][SSL_session_reused(ssl) == 1 ? 1 : 0] += 1
+                stats?.onHandshakeDuration(EventLoop.shared.now - started)
                 return true
             }
             let e = SSL_get_error(ssl, r)
@@ -54,12 +91,13 @@ public final class TLSStream {
             case SSL_ERROR_WANT_WRITE: waited = await socket.waitWritable(until: deadline)
             default:
                 failed = true
-                stats.failures[classify(e).rawValue] += 1
+                failureText = TLSError.openSSLText()
+                stats?.failures[classify(e).rawValue] += 1
                 return false
             }
             if !waited {
                 failed = true
-                stats.failures[(socket.isClosed ? TLSStats.Failure.closed : .timeout).rawValue] += 1
+                stats?.failures[(socket.isClosed ? TLSStats.Failure.closed : .timeout).rawValue] += 1
                 return false
             }
         }
@@ -74,24 +112,40 @@ public final class TLSStream {
         case SSL_R_NO_SHARED_CIPHER: return .noSharedCipher
         case SSL_R_NO_APPLICATION_PROTOCOL: return .noApplicationProtocol
         case SSL_R_HTTP_REQUEST, SSL_R_HTTPS_PROXY_REQUEST: return .httpRequest
-        case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE, SSL_R_CERTIFICATE_VERIFY_FAILED, SSL_R_NO_CERTIFICATES_RETURNED:
+        case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE, SSL_R_CERTIFICATE_VERIFY_FAILED, SSL_R_NO_CERTIFICATES_RETURNED,
+             SSL_R_TLSV1_ALERT_UNKNOWN_CA, SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
             return .certificate
         default: return .other
         }
     }
+
+    /// Why the last handshake failed, as OpenSSL put it (for logs and tests).
+    public private(set) var failureText = ""
 
     /// Reads at least one byte of plaintext (0 at the peer's close), waiting until `deadline`.
     @LoopActor
     public func read(into buf: UnsafeMutableRawBufferPointer, until deadline: UInt64) async throws(IOError) -> Int {
         while true {
             if socket.isClosed { throw .closed }
+            if !socket.mayRead && SSL_has_pending(ssl) == 0 {
+                // The last read drained the socket and OpenSSL holds nothing: a read now could
+                // only say EAGAIN, so wait for epoll's edge first.
+                guard await socket.waitReadable(until: deadline) else { throw socket.isClosed ? .closed : .timedOut }
+                continue
+            }
             ERR_clear_error()
+            _ = gh_bio_take_drained(bio)  // only what this SSL_read's own reads found counts
             let n = SSL_read(ssl, buf.baseAddress, Int32(min(buf.count, 1 << 30)))
+            if gh_bio_take_drained(bio) != 0 { socket.noteDrained() }
             if n > 0 { return Int(n) }
             let e = SSL_get_error(ssl, n)
             let waited: Bool
             switch e {
-            case SSL_ERROR_WANT_READ: waited = await socket.waitReadable(until: deadline)
+            // A want-read means a read said EAGAIN (so the check above waits); should it not
+            // have, wait anyway rather than spin.
+            case SSL_ERROR_WANT_READ:
+                if !socket.mayRead { continue }
+                waited = await socket.waitReadable(until: deadline)
             // A TLS 1.3 key update or session ticket can make a read need to write.
             case SSL_ERROR_WANT_WRITE: waited = await socket.waitWritable(until: deadline)
             case SSL_ERROR_ZERO_RETURN: return 0

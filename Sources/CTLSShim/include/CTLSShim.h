@@ -19,6 +19,8 @@ long gh_ssl_ctx_sess_misses(SSL_CTX *ctx);
 long gh_ssl_ctx_sess_number(SSL_CTX *ctx);
 long gh_ssl_ctx_set_num_tickets(SSL_CTX *ctx, size_t n);
 void gh_ssl_ctx_set_read_ahead(SSL_CTX *ctx, int yes);
+/// SSL_set_tlsext_host_name is a macro: the SNI name a client sends.
+int gh_ssl_set_sni(SSL *ssl, const char *name);
 
 /// The protocol policy options (their SSL_OP_ macros are casts Swift cannot import): renegotiation
 /// refused, compression off, a missing close_notify read as EOF, and tickets on or off.
@@ -39,6 +41,11 @@ int gh_ssl_ctx_use_ticket_keys(SSL_CTX *ctx);
 int gh_ticket_keys_rotate(void);
 /// Tickets issued, resumed with the current key, resumed with the previous key (renewed), refused.
 void gh_ticket_stats(unsigned long *issued, unsigned long *current, unsigned long *previous, unsigned long *unknown);
+
+/// A socket BIO over `fd` that remembers when a read found the socket drained (see socket_bio.c).
+BIO *gh_bio_new_socket(int fd);
+/// Whether a read since the last call found the socket drained (short read or EAGAIN); clears it.
+int gh_bio_take_drained(BIO *bio);
 
 /// The verified peer certificate's subject (RFC 2253) into buf; its length, or -1 when there is
 /// no verified certificate.
