@@ -189,7 +189,7 @@ final class ClientSession: ParkedHandler, @unchecked Sendable {
             }
             let waitingForFirstByte = inbound.isEmpty
             do {
-                let n = try await fillInbound(until: waitingForFirstByte ? idleWait : headDeadline)
+                let n = try await fill(inbound, until: waitingForFirstByte ? idleWait : headDeadline)
                 if n == 0 {
                     close()
                     return .closed

@@ -22,23 +22,18 @@ final class Workspace: @unchecked Sendable {
         upstream = BufferSlot(pool: upstreamPool)
     }
 
-    /// Where a gather list is coalesced before SSL_write (one record, not one per span); made
-    /// the first time a TLS connection uses this workspace.
+    /// Where a gather list is coalesced before SSL_write (one record, not one per span): for the
+    /// client and, apart (the request's added lines may live in the client's), for a TLS backend.
+    /// Made the first time a TLS connection uses this workspace.
     private var staging: UnsafeMutableRawBufferPointer?
-    var tlsStaging: UnsafeMutableRawBufferPointer {
-        if let s = staging { return s }
-        let s = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 16)
-        staging = s
-        return s
-    }
-
-    /// The same for a request sent to a TLS backend (apart, since the request's added lines
-    /// may live in `tlsStaging`).
     private var upStaging: UnsafeMutableRawBufferPointer?
-    var upstreamStaging: UnsafeMutableRawBufferPointer {
-        if let s = upStaging { return s }
+    var tlsStaging: UnsafeMutableRawBufferPointer { Self.lazily(&staging) }
+    var upstreamStaging: UnsafeMutableRawBufferPointer { Self.lazily(&upStaging) }
+
+    private static func lazily(_ slot: inout UnsafeMutableRawBufferPointer?) -> UnsafeMutableRawBufferPointer {
+        if let s = slot { return s }
         let s = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 16)
-        upStaging = s
+        slot = s
         return s
     }
 

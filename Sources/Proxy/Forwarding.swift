@@ -191,7 +191,7 @@ extension ClientSession {
                 inbound.releaseIfEmpty()
                 let n: Int
                 do {
-                    n = try await fillInbound(until: EventLoop.shared.now + t.clientBody)
+                    n = try await fill(inbound, until: EventLoop.shared.now + t.clientBody)
                 } catch {
                     if error == .timedOut { ctx.stats.timedOut(.clientBody) }
                     return .aborted(status: 408)
@@ -269,7 +269,7 @@ extension ClientSession {
         var extra = false
         if dechunk {
             do {
-                if try !sendNow(ws.iov) { try await send(ws.iov, ws, until: EventLoop.shared.now + t.clientSend) }
+                if try !sendNow(ws.iov) { try await send(ws.iov, staging: ws.tlsStaging, until: EventLoop.shared.now + t.clientSend) }
             } catch {
                 return .aborted(status: rh.status)
             }
@@ -282,7 +282,7 @@ extension ClientSession {
             if r.error != nil { return .badResponse }
             ws.iov.add(UnsafeRawPointer(b.base + b.readIndex), r.consumed)
             do {
-                if try !sendNow(ws.iov) { try await send(ws.iov, ws, until: EventLoop.shared.now + t.clientSend) }
+                if try !sendNow(ws.iov) { try await send(ws.iov, staging: ws.tlsStaging, until: EventLoop.shared.now + t.clientSend) }
             } catch {
                 if error == .timedOut { ctx.stats.timedOut(.clientSend) }
                 return .aborted(status: rh.status)

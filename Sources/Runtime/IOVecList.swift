@@ -70,11 +70,8 @@ public final class IOVecList {
     }
 
     private func grow() {
-        let bigger = UnsafeMutablePointer<iovec>.allocate(capacity: capacity * 2)
-        bigger.moveInitialize(from: vecs, count: count)
-        vecs.deallocate()
-        vecs = bigger
         capacity *= 2
+        vecs = vecs.regrown(count: count, capacity: capacity)
     }
 
     @discardableResult

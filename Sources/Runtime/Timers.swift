@@ -107,11 +107,8 @@ public final class TimerHeap {
     }
 
     private func grow() {
-        let bigger = UnsafeMutablePointer<Entry>.allocate(capacity: capacity * 2)
-        bigger.moveInitialize(from: items, count: count)
-        items.deallocate()
-        items = bigger
         capacity *= 2
+        items = items.regrown(count: count, capacity: capacity)
     }
 
     private func siftUp(_ start: Int) {

@@ -1,15 +1,20 @@
 import Runtime
 import TLS
 
-/// The client side's bytes: straight to the socket, or through the connection's TLS stream.
-/// Everything in a session that reads from or writes to the client goes through these, so the
-/// HTTP code is the same for both.
-extension ClientSession {
-    /// Reads once into the inbound buffer (see `BufferSlot.fill`); 0 means EOF.
+/// One end of a proxied exchange: a socket, and the TLS stream over it when that side speaks
+/// TLS. Client sessions and backend connections both are one, so the HTTP code reads and writes
+/// either the same way.
+protocol StreamEnd: AnyObject {
+    var socket: Socket { get }
+    var tls: TLSStream? { get }
+}
+
+extension StreamEnd {
+    /// Reads once into `slot` (see `BufferSlot.fill`); 0 means EOF.
     @LoopActor @inline(__always)
-    func fillInbound(until deadline: UInt64) async throws(IOError) -> Int {
-        if let t = tls { return try await inbound.fill(from: t, until: deadline) }
-        return try await inbound.fill(from: socket, until: deadline)
+    func fill(_ slot: BufferSlot, until deadline: UInt64) async throws(IOError) -> Int {
+        if let t = tls { return try await slot.fill(from: t, until: deadline) }
+        return try await slot.fill(from: socket, until: deadline)
     }
 
     @LoopActor @inline(__always)
@@ -17,23 +22,27 @@ extension ClientSession {
         if let t = tls { try await t.write(bytes, until: deadline) } else { try await socket.write(bytes, until: deadline) }
     }
 
-    /// Plain connections try the writev synchronously (no suspension point in the common case);
+    /// Plain sockets try the writev synchronously (no suspension point in the common case);
     /// true when all of it went out.
     @inline(__always)
     func sendNow(_ list: IOVecList) throws(IOError) -> Bool {
         tls == nil ? try socket.writeNow(list) : false
     }
 
-    /// Sends a gather list: one writev in the common case, one TLS record per 16 KiB through TLS.
+    /// Sends a gather list: writev, or through TLS coalesced in `staging` (one record per 16 KiB,
+    /// not one per span).
     @LoopActor
-    func send(_ list: IOVecList, _ ws: Workspace, until deadline: UInt64) async throws(IOError) {
+    func send(_ list: IOVecList, staging: UnsafeMutableRawBufferPointer, until deadline: UInt64) async throws(IOError) {
         if let t = tls {
-            try await t.write(list, staging: ws.tlsStaging, until: deadline)
-        } else if try !socket.writeNow(list) {
+            try await t.write(list, staging: staging, until: deadline)
+        } else {
             try await socket.write(list, until: deadline)
         }
     }
 }
+
+extension ClientSession: StreamEnd {}
+extension UpstreamConnection: StreamEnd {}
 
 extension BufferSlot {
     /// Reads once through `tls` (whose decrypted bytes are returned before any wait), appending
