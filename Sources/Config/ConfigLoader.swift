@@ -222,6 +222,9 @@ private struct Builder {
         case "session_cache": t.sessionCacheSize = try count(d)
         case "session_timeout": t.sessionTimeout = try duration(d)
         case "session_tickets": t.sessionTickets = try onOff(d)
+        case "ticket_key_file":
+            t.ticketKeyFile = resolve(try one(d))
+            t.ticketKeyFileLine = d.line
         case "ticket_key_rotation":
             t.ticketKeyRotation = try duration(d)
             guard t.ticketKeyRotation >= Timeouts.sec else { throw error(d, "must be at least 1s") }

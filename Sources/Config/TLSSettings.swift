@@ -42,6 +42,12 @@ public struct TLSSettings: Sendable, Equatable {
     /// Ticket keys are made at start and replaced this often; the previous key still decrypts for
     /// one more period, so a ticket lives between one and two periods.
     public var ticketKeyRotation: UInt64 = 3600 * Timeouts.sec
+    /// 80 bytes of ticket key (16 name, 32 AES, 32 HMAC) shared by every process serving the port
+    /// (SO_REUSEPORT), so a ticket from one is good at all; the operator rotates it. Replaces the
+    /// keys made at start and their rotation.
+    public var ticketKeyFile: String?
+    /// The config line of `ticket_key_file`, for errors only OpenSSL's side can find.
+    public var ticketKeyFileLine = 0
     /// Client certificates: "off", "optional" (asked for, checked if sent) or "on" (required).
     public var verifyClient = "off"
     /// CA bundle that client certificates must chain to.

@@ -1,6 +1,7 @@
 import COpenSSL
 import CTLSShim
 import Config
+import Glibc
 
 /// The OpenSSL contexts of one TLS listener: a default context and one per group of server names,
 /// all set up alike (protocol policy, ALPN, resumption, client certificates), so whichever one SNI
@@ -101,6 +102,12 @@ public final class TLSServerContext: @unchecked Sendable {
         _ = gh_ssl_ctx_set_session_cache_size(ctx, s.sessionCacheSize)
         _ = SSL_CTX_set_timeout(ctx, Int(s.sessionTimeout / 1_000_000_000))
         if s.sessionTickets {
+            if let path = s.ticketKeyFile {
+                let key = try readTicketKey(path, file: first.file, line: s.ticketKeyFileLine)
+                guard key.withUnsafeBufferPointer({ gh_ticket_keys_use($0.baseAddress!) }) == 1 else {
+                    throw failPolicy("cannot use ticket key \(path)")
+                }
+            }
             guard gh_ssl_ctx_use_ticket_keys(ctx) == 1 else { throw failPolicy("cannot set up session tickets") }
             _ = gh_ssl_ctx_set_num_tickets(ctx, 1)
         } else {
@@ -115,6 +122,21 @@ public final class TLSServerContext: @unchecked Sendable {
             SSL_CTX_set_verify(ctx, mode, nil)
         }
         return ctx
+    }
+
+    /// The 80 bytes of an operator's ticket key file; anything else is a config error.
+    private static func readTicketKey(_ path: String, file: String, line: Int) throws(ConfigError) -> [UInt8] {
+        var key = [UInt8](repeating: 0, count: 81)
+        guard let f = fopen(path, "rb") else {
+            throw ConfigError(file: file, line: line, directive: "ticket_key_file", message: "cannot read \(path)")
+        }
+        let n = fread(&key, 1, 81, f)
+        fclose(f)
+        guard n == 80 else {
+            throw ConfigError(file: file, line: line, directive: "ticket_key_file",
+                              message: "\(path) must hold exactly 80 bytes (e.g. openssl rand 80 > FILE), not \(n)")
+        }
+        return Array(key[0..<80])
     }
 
     /// Session-cache counters of this listener (hits, misses, entries).

@@ -122,6 +122,29 @@ struct TLSTests {
         #expect(try gh.metric("gatehouse_tls_tickets_refused_total") >= 1)
     }
 
+    @Test("with a shared ticket_key_file, a ticket from one process resumes on another (SO_REUSEPORT scale-out); without, it cannot")
+    func sharedTicketKey() throws {
+        let be = try DemoBackend()
+        let keyFile = TLSFixture.dir + "ticket-\(UUID().uuidString).key"
+        _ = try sh("openssl rand 80 > \(keyFile)")
+        let a = try GatehouseProcess(config: TLSFixture.config(backend: be.port, tlsExtra: "ticket_key_file \(keyFile);"))
+        let b = try GatehouseProcess(config: TLSFixture.config(backend: be.port, tlsExtra: "ticket_key_file \(keyFile);"))
+        let c = try GatehouseProcess(config: TLSFixture.config(backend: be.port))
+        let ticket = TLSFixture.dir + "shared-\(a.port).sess"
+        #expect(try sClient(a.port, "-sess_out \(ticket)").contains("New, TLSv1.3"))
+        #expect(try sClient(b.port, "-sess_in \(ticket)").contains("Reused, TLSv1.3"))
+        #expect(try sClient(c.port, "-sess_in \(ticket)").contains("New, TLSv1.3"))
+        // A key file of the wrong size is refused at start, naming its line.
+        let bad = TLSFixture.dir + "short-\(UUID().uuidString).key"
+        _ = try sh("openssl rand 32 > \(bad)")
+        let conf = NSTemporaryDirectory() + "gh-tk-\(UUID().uuidString).conf"
+        try TLSFixture.config(backend: be.port, tlsExtra: "ticket_key_file \(bad);").write(toFile: conf, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: conf) }
+        let r = try sh("\(binDir)/gatehouse --check -c \(conf)")
+        #expect(r.status == 1)
+        #expect(r.output.contains(":12: directive \"ticket_key_file\": \(bad) must hold exactly 80 bytes"), "\(r.output)")
+    }
+
     @Test("client certificates: one signed by the CA is accepted and its subject forwarded; others are refused")
     func clientCertificates() throws {
         let be = try DemoBackend()

@@ -39,6 +39,9 @@ int gh_ssl_ctx_set_alpn(SSL_CTX *ctx, const unsigned char *protos, unsigned int 
 int gh_ssl_ctx_use_ticket_keys(SSL_CTX *ctx);
 /// Makes a new current ticket key; the previous one still decrypts until the next rotation.
 int gh_ticket_keys_rotate(void);
+/// Uses an operator's key (16 name, 32 AES, 32 HMAC bytes) as the only one: processes sharing a
+/// port then all read each other's tickets. Rotation no longer applies.
+int gh_ticket_keys_use(const unsigned char key[80]);
 /// Tickets issued, resumed with the current key, resumed with the previous key (renewed), refused.
 void gh_ticket_stats(unsigned long *issued, unsigned long *current, unsigned long *previous, unsigned long *unknown);
 
