@@ -235,7 +235,7 @@ private struct Builder {
         case "client_ca": t.clientCA = resolve(try one(d))
         case "client_subject_header":
             let v = try one(d)
-            guard !v.isEmpty, v.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) }) else {
+            guard !v.isEmpty, v.utf8.count <= 256, v.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) }) else {
                 throw error(d, "invalid header name \"\(v)\"")
             }
             t.clientSubjectHeader = v

@@ -14,8 +14,9 @@ final class ClientSession: ParkedHandler, @unchecked Sendable {
     var peer = ""
     /// The connection's TLS state on a TLS listener (freed at close, so a closed record holds none).
     var tls: TLSStream?
-    /// The verified client certificate's subject, when the listener asks for one.
-    var clientSubject: String?
+    /// "Header: subject\r\n" for the verified client certificate, when the listener forwards it
+    /// (made once per connection, at the handshake).
+    var clientSubjectLine: [UInt8]?
     let inbound: BufferSlot
     var state: ClientConnectionState
     var phase: ClientPhase?
@@ -88,7 +89,7 @@ final class ClientSession: ParkedHandler, @unchecked Sendable {
         if let t = tls {
             t.shutdown()
             tls = nil
-            clientSubject = nil
+            clientSubjectLine = nil
             ctx.tlsStats.open -= 1
         }
         socket.close()
@@ -135,7 +136,11 @@ final class ClientSession: ParkedHandler, @unchecked Sendable {
                 close()
                 return
             }
-            if t.context!.settings.verifyClient != "off" { clientSubject = t.peerSubject() }
+            if let c = t.context, c.forwardsClientSubject, let subject = t.peerSubject() {
+                // Bounded to fit its slot in the workspace's staging buffer (see `exchange`), CRLF kept.
+                let name = Array(c.settings.clientSubjectHeader.utf8)
+                clientSubjectLine = name + Array(": ".utf8) + Array(subject.utf8.prefix(4096 - name.count - 4)) + [13, 10]
+            }
         }
         while true {
             setPhase(.reading)

@@ -146,25 +146,21 @@ extension ClientSession {
             ws.scratch.copyMemory(from: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(u)[0..<peerLen]))
         }
         ws.iov.reset()
-        if let t = tls {
-            // The subject line and the header's name live in the workspace's staging buffer,
-            // which is free until the response is written.
-            var facts = HeadRewriter.ClientFacts(tls: true)
-            let settings = t.context!.settings
-            if settings.verifyClient != "off" {
-                let stage = ws.tlsStaging
-                let name = Array(settings.clientSubjectHeader.lowercased().utf8)
-                let line = Array("\(settings.clientSubjectHeader): \(clientSubject ?? "")\r\n".utf8.prefix(4096))
-                stage.copyBytes(from: name)
+        var facts = HeadRewriter.ClientFacts(tls: tls != nil)
+        if let c = tls?.context, c.forwardsClientSubject {
+            // The header's name and the subject line are copied into the workspace's staging
+            // buffer (name first, line at 4 KiB), which is free until the response is written.
+            let stage = ws.tlsStaging
+            let name = c.clientSubjectHeaderLowercased
+            stage.copyBytes(from: name)
+            facts.subjectName = UnsafeRawBufferPointer(rebasing: stage[0..<name.count])
+            if let line = clientSubjectLine {
                 UnsafeMutableRawBufferPointer(rebasing: stage[4096...]).copyBytes(from: line)
-                facts.subjectName = UnsafeRawBufferPointer(rebasing: stage[0..<name.count])
-                if clientSubject != nil { facts.subjectLine = UnsafeRawBufferPointer(rebasing: stage[4096..<(4096 + line.count)]) }
+                facts.subjectLine = UnsafeRawBufferPointer(rebasing: stage[4096..<(4096 + line.count)])
             }
-            HeadRewriter.request(ws.iov, p, head, peer: UnsafeRawBufferPointer(rebasing: ws.scratch[0..<peerLen]),
-                                 hostLine: conn.server.hostLine, client: facts)
-        } else {
-            HeadRewriter.request(ws.iov, p, head, peer: UnsafeRawBufferPointer(rebasing: ws.scratch[0..<peerLen]), hostLine: conn.server.hostLine)
         }
+        HeadRewriter.request(ws.iov, p, head, peer: UnsafeRawBufferPointer(rebasing: ws.scratch[0..<peerLen]),
+                             hostLine: conn.server.hostLine, client: facts)
         ws.iov.add(p + head.end, buffered)
         do {
             if try !conn.sendNow(ws.iov) { try await conn.send(ws.iov, staging: ws.upstreamStaging, until: EventLoop.shared.now + t.upstreamSend) }

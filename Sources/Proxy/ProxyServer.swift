@@ -108,7 +108,9 @@ public final class ProxyServer: @unchecked Sendable {
                 ctx.housekeeping()
             }
         }
-        if let rotation = tlsContexts.filter({ $0.settings.sessionTickets }).map({ $0.settings.ticketKeyRotation }).min() {
+        // Keys made at start are rotated; an operator's ticket_key_file is not.
+        let rotating = tlsContexts.filter { $0.settings.sessionTickets && $0.settings.ticketKeyFile == nil }
+        if let rotation = rotating.map({ $0.settings.ticketKeyRotation }).min() {
             spawnOnLoop {
                 while true {
                     await sleep(until: EventLoop.shared.now + rotation)

@@ -8,7 +8,7 @@ import TLS
 /// connection can no longer be trusted.
 final class UpstreamConnection: ParkedHandler, @unchecked Sendable {
     let socket: Socket
-    unowned(unsafe) var server: UpstreamServer  // lives as long as the process
+    unowned(unsafe) let server: UpstreamServer  // lives as long as the process
     var requests = 0
     /// One of the server's preallocated records (see `UpstreamServer.dense`).
     let isDense: Bool

@@ -112,6 +112,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
 
     /// Runs until `stop()`. Must be called from the thread that created the first tasks.
     public func run() {
+        GlobalExecutorHook.install()
         threadID = pthread_self()
         running = true
         while running {

@@ -10,11 +10,8 @@ enum GlobalExecutorHook {
     typealias Original = @convention(thin) (UnownedJob) -> Void
     typealias Hook = @convention(thin) (UnownedJob, Original) -> Void
 
-    nonisolated(unsafe) private static var installed = false
-
+    /// Called once, by `EventLoop.run` (the hook only acts on the thread running the loop).
     static func install() {
-        if installed { return }
-        installed = true
         guard let symbol = dlsym(nil, "swift_task_enqueueGlobal_hook") else {
             // Without the hook, jobs would leave the loop thread: refuse to run that way.
             fatalError("swift_task_enqueueGlobal_hook not found in the concurrency runtime")

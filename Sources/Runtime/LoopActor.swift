@@ -16,12 +16,11 @@ public actor LoopActor {
 ///
 /// Why no task-executor preference: a task carrying one makes every `swift_task_switch` (about
 /// sixteen per proxied request) take the task's status-record lock to read it, which cost ~18% of
-/// our instructions per request. Instead the runtime's global-enqueue hook (`GlobalExecutorHook`)
-/// sends every job meant for the global pool to the loop, so nonisolated async code, continuations
+/// our instructions per request. Instead the runtime's global-enqueue hook (`GlobalExecutorHook`,
+/// installed by `EventLoop.run`) sends every job meant for the global pool to the loop, so nonisolated async code, continuations
 /// resumed "anywhere" and even detached tasks run on this thread, and the pool never starts.
 public func spawnOnLoop(_ body: @escaping @LoopActor @Sendable () async -> Void) {
     let loop = EventLoop.shared
-    GlobalExecutorHook.install()
     loop.liveTasks += 1
     Task<Void, Never> { @LoopActor in
         await body()

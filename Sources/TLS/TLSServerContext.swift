@@ -15,10 +15,16 @@ public final class TLSServerContext: @unchecked Sendable {
     private var wildcard: [String: OpaquePointer] = [:]
     public let settings: TLSSettings
     public let stats: TLSStats
+    /// Whether the verified client certificate's subject goes to the backend (verify_client on or optional).
+    public let forwardsClientSubject: Bool
+    /// That header's name, lowercased, to drop a client's own header of the name.
+    public let clientSubjectHeaderLowercased: [UInt8]
 
     public init(settings: TLSSettings, stats: TLSStats) throws(ConfigError) {
         self.settings = settings
         self.stats = stats
+        forwardsClientSubject = settings.verifyClient != "off"
+        clientSubjectHeaderLowercased = Array(settings.clientSubjectHeader.lowercased().utf8)
         let defaults = settings.certificates.filter { $0.names.isEmpty }
         defaultContext = try Self.makeContext(settings, defaults)
         // Certificates naming the same set of names share a context (RSA and ECDSA side by side).

@@ -91,7 +91,6 @@ public final class TLSStream {
             case SSL_ERROR_WANT_WRITE: waited = await socket.waitWritable(until: deadline)
             default:
                 failed = true
-                failureText = TLSError.openSSLText()
                 stats?.failures[classify(e).rawValue] += 1
                 return false
             }
@@ -118,9 +117,6 @@ public final class TLSStream {
         default: return .other
         }
     }
-
-    /// Why the last handshake failed, as OpenSSL put it (for logs and tests).
-    public private(set) var failureText = ""
 
     /// Reads at least one byte of plaintext (0 at the peer's close), waiting until `deadline`.
     @LoopActor
