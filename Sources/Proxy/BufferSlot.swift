@@ -1,3 +1,4 @@
+import Glibc
 import Runtime
 
 /// Where a connection's inbound bytes live. A buffer is taken from the pool only while it holds
@@ -19,6 +20,8 @@ final class BufferSlot: @unchecked Sendable {
                 let buf: IOBuffer
                 if let b = buffer { buf = b } else { buf = pool.take(); buffer = buf }
                 if buf.writableTail == 0 { buf.compact() }
+                // A full buffer would turn read(fd, p, 0) into a false EOF.
+                if buf.writableTail == 0 { throw .errno(ENOBUFS) }
                 if let n = try socket.readNow(buf.tail) {
                     buf.writeIndex += n
                     return n

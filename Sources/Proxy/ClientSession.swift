@@ -1,4 +1,5 @@
 import Config
+import Glibc
 import HTTP1
 import Runtime
 import TLS
@@ -6,7 +7,7 @@ import TLS
 /// One client connection. While a request is in progress a task runs `run()` as straight-line
 /// code; between requests the connection parks: the task ends, the buffer goes back to the pool,
 /// and what remains is this small record, which the loop wakes when bytes arrive.
-final class ClientSession: ParkedHandler, @unchecked Sendable {
+final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
     let socket = Socket()
     unowned(unsafe) let ctx: ProxyContext  // lives as long as the process
     unowned(unsafe) var group: UpstreamGroup
@@ -25,6 +26,13 @@ final class ClientSession: ParkedHandler, @unchecked Sendable {
     /// Where the current request ends in the inbound buffer, when all of it is buffered.
     var requestEnd = 0
     var inRequest = false
+    /// The client hung up while its request waited on a backend (see `HangupWatcher`).
+    var clientHungUp = false
+    /// The upstream connection the current request is using, so a hang-up can interrupt its wait.
+    var upstreamInUse: UpstreamConnection?
+    /// The connection ends after one of the proxy's own error answers: read what the client
+    /// still sends before closing, so the answer is not lost to a reset (nginx's lingering close).
+    var lingerOnClose = false
     /// A task is running `run()`; the record is reused only once it has finished and closed.
     var taskRunning = false
     private(set) var closed = true
@@ -59,6 +67,8 @@ final class ClientSession: ParkedHandler, @unchecked Sendable {
         idleWait = state.firstWait(now: now)
         requestEnd = 0
         inRequest = false
+        clientHungUp = false
+        lingerOnClose = false
         closed = false
         ctx.stats.clientConnections += 1
         ctx.register(self)
@@ -107,6 +117,26 @@ final class ClientSession: ParkedHandler, @unchecked Sendable {
     }
 
     func parkedExpired(_ socket: Socket) { close() }
+
+    // MARK: Hang-up while a request waits
+
+    /// The client hung up (EPOLLRDHUP) while its request waited on a backend: give up the wait
+    /// at once (nginx's 499) rather than hold both connections until `upstream_header`.
+    func peerHungUp(_ socket: Socket) {
+        clientHungUp = true
+        upstreamInUse?.socket.interrupt()
+    }
+
+    func watchForHangup() {
+        clientHungUp = false
+        socket.hangupWatcher = self
+    }
+
+    func stopWatchingForHangup() {
+        socket.hangupWatcher = nil
+        clientHungUp = false
+        upstreamInUse = nil
+    }
 
     /// Parks the connection (idle keep-alive) or closes it when its idle time is up.
     private func park() {
@@ -158,7 +188,7 @@ final class ClientSession: ParkedHandler, @unchecked Sendable {
             if !buffered { inbound.releaseIfEmpty() }
             switch state.responseDone(keepAlive: keepAlive && !socket.isClosed, draining: ctx.draining, buffered: buffered, now: EventLoop.shared.now) {
             case .close:
-                close()
+                if lingerOnClose { await lingerAndClose() } else { close() }
                 return
             case .nextBuffered:
                 continue
@@ -181,9 +211,7 @@ final class ClientSession: ParkedHandler, @unchecked Sendable {
                 case .complete:
                     return .head
                 case .error(let e):
-                    ctx.stats.badRequestsTotal += 1
-                    await respond(Responses.error(e.status, close: true))
-                    close()
+                    await refuse(e.status)
                     return .closed
                 case .needMore:
                     if buf.readIndex > 0 && buf.writableTail < buf.capacity / 4 {
@@ -208,12 +236,48 @@ final class ClientSession: ParkedHandler, @unchecked Sendable {
                 await respond(Responses.error(408, close: true))
                 close()
                 return .closed
+            } catch .errno(ENOBUFS) {
+                // The head filled the whole buffer without ending.
+                await refuse(HTTPError.headersTooLarge.status)
+                return .closed
             } catch {
                 close()
                 return .closed
             }
         }
     }
+
+    /// Answers a request refused before forwarding (malformed, over a limit), then closes.
+    @LoopActor
+    private func refuse(_ status: Int) async {
+        ctx.stats.badRequestsTotal += 1
+        await respond(Responses.error(status, close: true))
+        await lingerAndClose()
+    }
+
+    /// Closes after an error answer the way nginx's lingering close does: send our FIN, then read
+    /// and discard what the client still sends (up to `lingerIdle` between reads and
+    /// `lingerTotal` in all), so closing with unread bytes does not reset the connection and
+    /// destroy the answer before the client reads it.
+    @LoopActor
+    func lingerAndClose() async {
+        lingerOnClose = false
+        guard !closed, !socket.isClosed else { return close() }
+        if tls == nil { socket.shutdownWrite() }
+        let now = EventLoop.shared.now
+        let end = now + Self.lingerTotal
+        inbound.release()
+        while true {
+            let deadline = min(end, EventLoop.shared.now + Self.lingerIdle)
+            guard let n = try? await fill(inbound, until: deadline), n > 0 else { break }
+            inbound.buffer?.clear()
+            if EventLoop.shared.now >= end { break }
+        }
+        close()
+    }
+
+    static let lingerIdle: UInt64 = 1_000_000_000
+    static let lingerTotal: UInt64 = 5_000_000_000
 
     /// Sends one of the proxy's own responses (best effort).
     @LoopActor

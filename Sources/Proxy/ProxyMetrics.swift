@@ -23,6 +23,8 @@ final class ProxyMetrics: @unchecked Sendable {
     private let timeouts: [MirroredCounter]
     private let retries: MirroredCounter
     private let staleRetries: MirroredCounter
+    private let truncated: MirroredCounter
+    private let clientAborts: MirroredCounter
     private let iterations: MirroredCounter
     private let busy: MirroredCounter
     private let tasks: Gauge
@@ -72,6 +74,8 @@ final class ProxyMetrics: @unchecked Sendable {
         timeouts = ProxyStats.Timeout.allCases.map { r.counter("gatehouse_timeouts_total", "Timeouts by kind.", [("kind", $0.label)]) }
         retries = r.counter("gatehouse_retries_total", "Requests retried.", [("reason", "failover")])
         staleRetries = r.counter("gatehouse_retries_total", "Requests retried.", [("reason", "stale_keepalive")])
+        truncated = r.counter("gatehouse_upstream_truncated_responses_total", "Responses the backend ended early after they started (recorded as 502).")
+        clientAborts = r.counter("gatehouse_client_aborts_total", "Requests given up because the client hung up first (recorded as 499).")
         iterations = r.counter("gatehouse_loop_iterations_total", "Event loop turns.")
         busy = r.counter("gatehouse_loop_busy_seconds_total", "Seconds the loop spent working rather than waiting in epoll (utilization = rate of this).")
         tasks = r.gauge("gatehouse_tasks_live", "Swift tasks alive on the loop.")
@@ -120,6 +124,8 @@ final class ProxyMetrics: @unchecked Sendable {
         for k in ProxyStats.Timeout.allCases { timeouts[k.rawValue].set(total: st.timeouts[k.rawValue]) }
         retries.set(total: st.retriesTotal)
         staleRetries.set(total: st.staleRetriesTotal)
+        truncated.set(total: st.truncatedResponsesTotal)
+        clientAborts.set(total: st.clientAbortsTotal)
         let loop = EventLoop.shared
         iterations.set(total: Int(loop.iterations))
         busy.set(total: Double(loop.busyNanos) / 1e9)

@@ -29,6 +29,10 @@ public final class ProxyStats {
     public var timeouts = [Int](repeating: 0, count: Timeout.allCases.count)
     public var retriesTotal = 0
     public var staleRetriesTotal = 0
+    /// Responses that started but ended early (counted as 502, apart from the status sent).
+    public var truncatedResponsesTotal = 0
+    /// Requests given up because the client hung up (499).
+    public var clientAbortsTotal = 0
 
     func enter(_ p: ClientPhase) { clientPhases[p.rawValue] += 1 }
     func leave(_ p: ClientPhase) { clientPhases[p.rawValue] -= 1 }

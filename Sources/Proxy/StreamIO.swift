@@ -1,3 +1,4 @@
+import Glibc
 import Runtime
 import TLS
 
@@ -52,6 +53,7 @@ extension BufferSlot {
         let buf: IOBuffer
         if let b = buffer { buf = b } else { buf = pool.take(); buffer = buf }
         if buf.writableTail == 0 { buf.compact() }
+        if buf.writableTail == 0 { throw .errno(ENOBUFS) }
         do {
             let n = try await tls.read(into: buf.tail, until: deadline)
             buf.writeIndex += n

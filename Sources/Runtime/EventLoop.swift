@@ -157,7 +157,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
             let gen = UInt32(truncatingIfNeeded: data >> 32)
             guard fd < sockets.count, let socket = sockets[fd], socket.generation == gen else { continue }
             let flags = ev.events
-            if flags & (gh_epollrdhup() | gh_epollhup() | gh_epollerr()) != 0 { socket.peerClosed = true }
+            if flags & (gh_epollrdhup() | gh_epollhup() | gh_epollerr()) != 0 { socket.hangupReported() }
             if flags & readMask != 0 { socket.readReady() }
             if flags & writeMask != 0 { socket.writeReady() }
         }

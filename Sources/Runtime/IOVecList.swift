@@ -7,6 +7,9 @@ public final class IOVecList {
     private(set) var vecs: UnsafeMutablePointer<iovec>
     public private(set) var count = 0
     public private(set) var totalBytes = 0
+    /// Bytes consumed (written, or gathered for TLS) since the last reset: whether any of a
+    /// request reached the peer decides whether it may be sent again.
+    public private(set) var written = 0
 
     public init(capacity: Int = 32) {
         self.capacity = capacity
@@ -22,11 +25,13 @@ public final class IOVecList {
         count = 0
         totalBytes = 0
         first = 0
+        written = 0
     }
 
     /// Drops `written` bytes from the front.
-    func consume(_ written: Int) {
-        var left = written
+    func consume(_ n: Int) {
+        written += n
+        var left = n
         while first < count && left >= vecs[first].iov_len {
             left -= vecs[first].iov_len
             first += 1

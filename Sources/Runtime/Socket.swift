@@ -3,6 +3,10 @@ import Glibc
 
 /// What owns a socket while no task waits on it: an idle keep-alive client or a pooled upstream.
 /// This is why an idle connection costs a small record and not a suspended task.
+public protocol HangupWatcher: AnyObject {
+    func peerHungUp(_ socket: Socket)
+}
+
 public protocol ParkedHandler: AnyObject {
     /// Bytes (or EOF) arrived while parked.
     func parkedReadable(_ socket: Socket)
@@ -20,6 +24,9 @@ public final class Socket: TimerNode, @unchecked Sendable {
     private var writeWaiter: UnsafeContinuation<Bool, Never>?
     /// Set while parked: told about readiness and expiry instead of a waiting task.
     public var parked: (any ParkedHandler)?
+    /// Told when the peer hangs up (EPOLLRDHUP/HUP/ERR) while nobody reads: a client that leaves
+    /// while its request waits on a backend is noticed at once, not when the backend answers.
+    public var hangupWatcher: (any HangupWatcher)?
     /// The peer hung up or the socket errored (EPOLLRDHUP/HUP/ERR seen).
     public internal(set) var peerClosed = false
     public private(set) var isClosed = false
@@ -49,6 +56,7 @@ public final class Socket: TimerNode, @unchecked Sendable {
         mayRead = true
         peerClosed = false
         parked = nil
+        hangupWatcher = nil
         generation = EventLoop.shared.register(fd: fd, socket: self)
         if generation == 0 {
             isClosed = true
@@ -79,7 +87,7 @@ public final class Socket: TimerNode, @unchecked Sendable {
 
     /// A read made by someone else on this fd (OpenSSL) came back short or with EAGAIN: like
     /// `readNow`, remember that only new readiness can make a read worth making.
-    public func noteDrained() { mayRead = false }
+    public func noteDrained() { if !peerClosed { mayRead = false } }
 
     // MARK: Loop callbacks
 
@@ -144,6 +152,16 @@ public final class Socket: TimerNode, @unchecked Sendable {
         return await withUnsafeContinuation { writeWaiter = $0 }
     }
 
+    /// Wakes the tasks waiting on this socket as if its deadline had passed; the socket stays
+    /// open. For giving up a wait for a reason the socket does not know (the client left).
+    public func interrupt() {
+        let r = readWaiter, w = writeWaiter
+        readWaiter = nil
+        writeWaiter = nil
+        r?.resume(returning: false)
+        w?.resume(returning: false)
+    }
+
     // MARK: I/O
 
     /// Reads what is there now: >0 bytes, 0 on EOF, nil when it would block.
@@ -151,7 +169,9 @@ public final class Socket: TimerNode, @unchecked Sendable {
         while true {
             let n = Glibc.read(fd, into.baseAddress, into.count)
             if n >= 0 {
-                if n > 0 && n < into.count { mayRead = false }
+                // A short read drains the socket, unless the peer's FIN (or RST) came with the last
+                // bytes: edge-triggered epoll reports that once, so the EOF must be read now.
+                if n > 0 && n < into.count && !peerClosed { mayRead = false }
                 return n
             }
             let e = errno
@@ -162,6 +182,12 @@ public final class Socket: TimerNode, @unchecked Sendable {
             }
             throw .errno(e)
         }
+    }
+
+    /// Called by the loop when epoll reports the peer gone (before the read readiness).
+    func hangupReported() {
+        peerClosed = true
+        if readWaiter == nil && parked == nil, let w = hangupWatcher { w.peerHungUp(self) }
     }
 
     /// Reads at least one byte (or EOF as 0), waiting until `deadline`.
@@ -236,6 +262,7 @@ public final class Socket: TimerNode, @unchecked Sendable {
         guard !isClosed else { return }
         isClosed = true
         parked = nil
+        hangupWatcher = nil
         EventLoop.shared.timers.remove(self)
         EventLoop.shared.unregister(fd: fd)
         Glibc.close(fd)

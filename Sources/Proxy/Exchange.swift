@@ -1,0 +1,168 @@
+import Glibc
+import HTTP1
+import Runtime
+
+/// One attempt to forward a request on one upstream connection, as named phases. Each phase
+/// throws an `ExchangeFailure` that says who failed and how far the exchange got.
+extension ClientSession {
+    @LoopActor
+    func exchange(_ ws: Workspace, _ conn: UpstreamConnection, _ plan: RequestPlan) async throws(ExchangeFailure) -> Completed {
+        try await sendHead(ws, conn, plan)
+        if !plan.bodyDone { try await sendBody(ws, conn, plan) }
+        try await readResponseHead(ws, conn, plan)
+        // The response is coming: from here a client that leaves is seen when a write fails.
+        socket.hangupWatcher = nil
+        return try await relayResponse(ws, conn, plan)
+    }
+
+    // MARK: Phase: send head
+
+    /// The rewritten head and whatever body is already buffered, in one writev.
+    @LoopActor
+    private func sendHead(_ ws: Workspace, _ conn: UpstreamConnection, _ plan: RequestPlan) async throws(ExchangeFailure) {
+        let inb = inbound.buffer!
+        let p = UnsafeRawPointer(inb.base + inb.readIndex)
+        ws.iov.reset()
+        HeadRewriter.request(ws.iov, p, plan.head, peer: peerBytes(ws), hostLine: conn.server.hostLine, client: clientFacts(ws))
+        ws.iov.add(p + plan.head.end, plan.buffered)
+        do throws(IOError) {
+            if try !conn.sendNow(ws.iov) {
+                try await conn.send(ws.iov, staging: ws.upstreamStaging, until: EventLoop.shared.now + ctx.config.timeouts.upstreamSend)
+            }
+        } catch {
+            throw upstreamFailure(.send(error), requestSent: ws.iov.written > 0)
+        }
+    }
+
+    /// The client's address, copied into the workspace for X-Forwarded-For.
+    private func peerBytes(_ ws: Workspace) -> UnsafeRawBufferPointer {
+        var len = 0
+        var text = peer
+        text.withUTF8 { u in
+            len = min(u.count, ws.scratch.count)
+            ws.scratch.copyMemory(from: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(u)[0..<len]))
+        }
+        return UnsafeRawBufferPointer(rebasing: ws.scratch[0..<len])
+    }
+
+    /// What the proxy vouches for about the client. The subject header's name and line are copied
+    /// into the workspace's staging buffer (name first, line at 4 KiB), free until the response.
+    private func clientFacts(_ ws: Workspace) -> HeadRewriter.ClientFacts {
+        var facts = HeadRewriter.ClientFacts(tls: tls != nil)
+        guard let c = tls?.context, c.forwardsClientSubject else { return facts }
+        let stage = ws.tlsStaging
+        let name = c.clientSubjectHeaderLowercased
+        stage.copyBytes(from: name)
+        facts.subjectName = UnsafeRawBufferPointer(rebasing: stage[0..<name.count])
+        if let line = clientSubjectLine {
+            UnsafeMutableRawBufferPointer(rebasing: stage[4096...]).copyBytes(from: line)
+            facts.subjectLine = UnsafeRawBufferPointer(rebasing: stage[4096..<(4096 + line.count)])
+        }
+        return facts
+    }
+
+    // MARK: Phase: send body
+
+    /// The rest of the body, one buffer at a time: we read from the client only what the backend
+    /// has taken, so a body of any size needs one buffer.
+    @LoopActor
+    private func sendBody(_ ws: Workspace, _ conn: UpstreamConnection, _ plan: RequestPlan) async throws(ExchangeFailure) {
+        let t = ctx.config.timeouts
+        let maxBody = ctx.config.limits.maxBodyBytes
+        inbound.buffer!.readIndex += plan.head.end + plan.buffered
+        if plan.head.expectContinue {
+            do throws(IOError) {
+                try await send(UnsafeRawBufferPointer(start: Responses.continue100.utf8Start, count: Responses.continue100.utf8CodeUnitCount),
+                               until: EventLoop.shared.now + t.clientSend)
+            } catch {
+                throw ExchangeFailure(.clientGone, requestSent: true)
+            }
+        }
+        var framer = plan.framer
+        var total = UInt64(plan.buffered)
+        setPhase(.reading)
+        while true {
+            inbound.releaseIfEmpty()
+            let n: Int
+            do throws(IOError) {
+                n = try await fill(inbound, until: EventLoop.shared.now + t.clientBody)
+            } catch {
+                throw ExchangeFailure(error == .timedOut ? .clientTimeout(.clientBody) : .clientGone, requestSent: true)
+            }
+            if n == 0 { throw ExchangeFailure(.clientGone, requestSent: true) }
+            let b = inbound.buffer!
+            let r = framer.scan(b.readableBytes)
+            if let e = r.error { throw ExchangeFailure(.badBody(e), requestSent: true) }
+            total += UInt64(r.consumed)
+            if maxBody > 0 && total > maxBody { throw ExchangeFailure(.badBody(.bodyTooLarge), requestSent: true) }
+            do throws(IOError) {
+                try await conn.send(UnsafeRawBufferPointer(start: b.base + b.readIndex, count: r.consumed), until: EventLoop.shared.now + t.upstreamSend)
+            } catch {
+                throw upstreamFailure(.send(error), requestSent: true)
+            }
+            b.readIndex += r.consumed
+            if r.done { return }
+        }
+    }
+
+    // MARK: Phase: read response head
+
+    /// Reads the final response head into `ws.response`. 1xx interim responses are relayed to
+    /// HTTP/1.1 clients (100 is ours to send, so dropped; an HTTP/1.0 client gets none, RFC 9110
+    /// §15.2).
+    @LoopActor
+    private func readResponseHead(_ ws: Workspace, _ conn: UpstreamConnection, _ plan: RequestPlan) async throws(ExchangeFailure) {
+        setPhase(.waitingUpstream)
+        let ub = ws.upstream
+        let deadline = EventLoop.shared.now + ctx.config.timeouts.upstreamHeader
+        var sawByte = false
+        while true {
+            ws.response.reset()
+            while try !parsedHead(ws) { try await readMoreHead(conn, ub, deadline, &sawByte) }
+            let status = ws.response.head.status
+            if status >= 200 { break }
+            if status == 101 { throw ExchangeFailure(.badResponse, requestSent: true) }  // we never ask for an upgrade
+            let b = ub.buffer!
+            if status != 100 && plan.head.versionMinor == 1 {
+                do throws(IOError) {
+                    try await send(UnsafeRawBufferPointer(start: b.base + b.readIndex, count: ws.response.head.end),
+                                   until: EventLoop.shared.now + ctx.config.timeouts.clientSend)
+                } catch {
+                    throw ExchangeFailure(.clientGone, requestSent: true)
+                }
+            }
+            b.readIndex += ws.response.head.end
+        }
+        // The request is committed: its bytes are done with.
+        if plan.bodyDone { inbound.buffer!.readIndex += plan.head.end + plan.buffered }
+    }
+
+    /// Whether the upstream buffer holds a complete response head (parsed into `ws.response`).
+    private func parsedHead(_ ws: Workspace) throws(ExchangeFailure) -> Bool {
+        guard let b = ws.upstream.buffer, !b.isEmpty else { return false }
+        switch ws.response.parse(b.readableBytes) {
+        case .complete: return true
+        case .needMore: return false
+        case .error: throw ExchangeFailure(.badResponse, requestSent: true)
+        }
+    }
+
+    @LoopActor
+    private func readMoreHead(_ conn: UpstreamConnection, _ ub: BufferSlot, _ deadline: UInt64, _ sawByte: inout Bool) async throws(ExchangeFailure) {
+        let n: Int
+        do throws(IOError) {
+            n = try await conn.fill(ub, until: deadline)
+        } catch {
+            if clientHungUp { throw ExchangeFailure(.clientGone, requestSent: true) }
+            if error == .timedOut { throw ExchangeFailure(.headTimeout, requestSent: true) }
+            throw ExchangeFailure(sawByte ? .badResponse : .closedBeforeHead(error), requestSent: true)
+        }
+        if n == 0 { throw ExchangeFailure(sawByte ? .badResponse : .closedBeforeHead(nil), requestSent: true) }
+        sawByte = true
+    }
+
+    /// A failure while talking to the backend, unless the client hanging up is why it was cut short.
+    private func upstreamFailure(_ cause: ExchangeFailure.Cause, requestSent: Bool) -> ExchangeFailure {
+        ExchangeFailure(clientHungUp ? .clientGone : cause, requestSent: requestSent)
+    }
+}

@@ -1,0 +1,121 @@
+import HTTP1
+import Runtime
+
+/// The last phases of an exchange: the response head to the client, then its body as it comes.
+extension ClientSession {
+    /// Sends the rewritten response head with the first body bytes in the same writev, then relays
+    /// the rest. A response that ends early is `.truncated`: the client connection then closes,
+    /// since a short body must never look whole.
+    @LoopActor
+    func relayResponse(_ ws: Workspace, _ conn: UpstreamConnection, _ plan: RequestPlan) async throws(ExchangeFailure) -> Completed {
+        let rh = ws.response.head
+        let framing = rh.responseFraming(requestMethod: plan.head.methodKind)
+        let http10 = plan.head.versionMinor == 0
+        let dechunk = framing == .chunked && http10
+        let clientKeep = plan.head.keepAlive && framing != .untilClose && !dechunk && !ctx.draining
+            && state.requests + 1 < state.maxRequests
+        let b = ws.upstream.buffer!
+        ws.iov.reset()
+        HeadRewriter.response(ws.iov, UnsafeRawPointer(b.base + b.readIndex), rh, close: !clientKeep && !http10,
+                              keepAlive10: clientKeep && http10, dechunk: dechunk)
+        b.readIndex += rh.end
+        setPhase(.writing)
+        var rf = BodyFramer(framing)
+        if !dechunk {
+            let r = rf.scan(b.readableBytes)
+            if r.error != nil { throw ExchangeFailure(.badResponse, requestSent: true) }
+            ws.iov.add(UnsafeRawPointer(b.base + b.readIndex), r.consumed)
+            try await sendToClient(ws.iov, ws)
+            b.readIndex += r.consumed
+        } else {
+            try await sendToClient(ws.iov, ws)
+        }
+        let extra = dechunk ? try await relayDecoded(ws, conn, &rf) : try await relayRaw(ws, conn, &rf)
+        ws.upstream.release()
+        let reuse = ReuseChecklist(responseComplete: rf.isComplete, requestBodySent: true,
+                                   serverKeepAlive: rh.keepAlive && framing != .untilClose, extraBytes: extra,
+                                   errorSeen: false, requestsServed: conn.requests + 1,
+                                   maxRequests: group.config.maxRequestsPerConnection, draining: ctx.draining)
+        return Completed(clientKeepAlive: clientKeep, upstreamReusable: reuse.reusable, status: rh.status)
+    }
+
+    /// Sends the gather list to the client (the response has started once any of it went out).
+    @LoopActor
+    private func sendToClient(_ list: IOVecList, _ ws: Workspace) async throws(ExchangeFailure) {
+        do throws(IOError) {
+            if try !sendNow(list) { try await send(list, staging: ws.tlsStaging, until: EventLoop.shared.now + ctx.config.timeouts.clientSend) }
+        } catch {
+            throw clientFailure(error)
+        }
+    }
+
+    @LoopActor
+    private func sendToClient(_ bytes: UnsafeRawBufferPointer) async throws(ExchangeFailure) {
+        do throws(IOError) {
+            try await send(bytes, until: EventLoop.shared.now + ctx.config.timeouts.clientSend)
+        } catch {
+            throw clientFailure(error)
+        }
+    }
+
+    private func clientFailure(_ e: IOError) -> ExchangeFailure {
+        ExchangeFailure(e == .timedOut ? .clientTimeout(.clientSend) : .clientGone, requestSent: true, responseStarted: true)
+    }
+
+    /// Reads more of the response body; 0 is the backend's EOF.
+    @LoopActor
+    private func readBody(_ conn: UpstreamConnection, _ ub: BufferSlot) async throws(ExchangeFailure) -> Int {
+        ub.releaseIfEmpty()
+        do throws(IOError) {
+            return try await conn.fill(ub, until: EventLoop.shared.now + ctx.config.timeouts.upstreamRead)
+        } catch {
+            throw ExchangeFailure(.truncated(error), requestSent: true, responseStarted: true)
+        }
+    }
+
+    /// Relays the body bytes as they are, until the framer says it ended (or the backend closes a
+    /// close-delimited body). Returns whether bytes beyond the response's end arrived.
+    @LoopActor
+    private func relayRaw(_ ws: Workspace, _ conn: UpstreamConnection, _ rf: inout BodyFramer) async throws(ExchangeFailure) -> Bool {
+        let ub = ws.upstream
+        while !rf.isComplete {
+            if try await readBody(conn, ub) == 0 {
+                if rf.eof() { return false }
+                throw ExchangeFailure(.truncated(nil), requestSent: true, responseStarted: true)
+            }
+            let b = ub.buffer!
+            let r = rf.scan(b.readableBytes)
+            if r.error != nil { throw ExchangeFailure(.truncated(nil), requestSent: true, responseStarted: true) }
+            try await sendToClient(UnsafeRawBufferPointer(start: b.base + b.readIndex, count: r.consumed))
+            b.readIndex += r.consumed
+        }
+        return !ub.isEmpty
+    }
+
+    /// Relays a chunked body decoded, for an HTTP/1.0 client (which then sees the end by close).
+    @LoopActor
+    private func relayDecoded(_ ws: Workspace, _ conn: UpstreamConnection, _ rf: inout BodyFramer) async throws(ExchangeFailure) -> Bool {
+        let ub = ws.upstream
+        while true {
+            if let b = ub.buffer, !b.isEmpty {
+                switch rf.next(b.readableBytes) {
+                case .data(let off, let count, let used):
+                    try await sendToClient(UnsafeRawBufferPointer(start: b.base + b.readIndex + off, count: count))
+                    b.readIndex += used
+                    continue
+                case .framing(let used):
+                    b.readIndex += used
+                    continue
+                case .end(let used):
+                    b.readIndex += used
+                    return !b.isEmpty
+                case .error:
+                    throw ExchangeFailure(.truncated(nil), requestSent: true, responseStarted: true)
+                case .needMore:
+                    break
+                }
+            }
+            if try await readBody(conn, ub) == 0 { throw ExchangeFailure(.truncated(nil), requestSent: true, responseStarted: true) }
+        }
+    }
+}
