@@ -87,6 +87,19 @@ struct WaitQueueTests {
     }
 }
 
+extension WaitQueueTests {
+    @Test("a mass timeout removes each waiter in constant steps")
+    func massTimeout() {
+        let n = 10_000
+        var q = WaitQueue<FakeConn>(capacity: n)
+        let ws = (0..<n).map { _ in FakeConn() }
+        for w in ws { _ = q.push(w) }
+        for w in ws { q.remove(w) }  // timers fire in deadline order: oldest first
+        #expect(q.isEmpty)
+        #expect(q.steps <= 2 * n, "\(q.steps) steps to remove \(n) waiters")
+    }
+}
+
 @Suite("Passive health and balancing")
 struct HealthTests {
     @Test("down after max_fails in a row, back after fail_timeout; a success clears the count")

@@ -5,6 +5,8 @@ public struct WaitQueue<W: AnyObject> {
     private var items: [W?] = []
     private var head = 0
     public private(set) var count = 0
+    /// Entries visited by `pop` and `remove`, so a test can tell constant work from a scan.
+    public private(set) var steps = 0
 
     public init(capacity: Int) { self.capacity = capacity }
 
@@ -25,6 +27,7 @@ public struct WaitQueue<W: AnyObject> {
     /// The oldest waiter still waiting.
     public mutating func pop() -> W? {
         while head < items.count {
+            steps += 1
             let w = items[head]
             items[head] = nil
             head += 1
@@ -42,7 +45,9 @@ public struct WaitQueue<W: AnyObject> {
 
     /// Takes `w` out (it timed out).
     public mutating func remove(_ w: W) {
-        for i in head..<items.count where items[i] === w {
+        for i in head..<items.count {
+            steps += 1
+            guard items[i] === w else { continue }
             items[i] = nil
             count -= 1
             return
