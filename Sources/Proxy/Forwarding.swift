@@ -68,7 +68,7 @@ extension ClientSession {
                 let done = try await exchange(ws, conn, plan)
                 upstreamInUse = nil
                 conn.requests += 1
-                group.release(conn, reusable: done.upstreamReusable)
+                group.release(conn, reusable: done.upstreamReusable, succeeded: true)
                 finish(done.status, started)
                 return done.clientKeepAlive
             } catch {

@@ -34,8 +34,6 @@ final class UpstreamServer: @unchecked Sendable {
     let index: Int
     /// "Host: host:port\r\n", for requests that came without a Host (HTTP/1.0).
     let hostLine: UnsafeRawBufferPointer
-    var pool: PoolState<UpstreamConnection>
-    var health: HealthState
     var connectsTotal = 0
     var connectErrorsTotal = 0
     var failuresTotal = 0
@@ -50,9 +48,11 @@ final class UpstreamServer: @unchecked Sendable {
         let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: line.count, alignment: 1)
         storage.copyBytes(from: line)
         hostLine = UnsafeRawBufferPointer(storage)  // lives as long as the process
-        pool = PoolState(maxActive: config.maxConnections, maxIdle: config.maxIdle)
-        health = HealthState(maxFails: config.maxFails, failTimeout: config.failTimeout)
     }
+
+    /// This server's part of the group's state (read by the metrics).
+    var pool: PoolState<UpstreamConnection> { group.state.servers[index].pool }
+    var health: HealthState { group.state.servers[index].health }
 
     /// Free preallocated records. Idle pooled connections move into these when they park, so
     /// that after a burst the connections kept idle sit together in memory rather than pinning
@@ -92,7 +92,7 @@ final class UpstreamServer: @unchecked Sendable {
     }
 
     func dropIdle(_ c: UpstreamConnection) {
-        pool.removeIdle(c)
+        group.state.idleClosed(c, server: index)
         close(c)
     }
 }
@@ -112,6 +112,7 @@ final class Waiter: TimerNode {
         case timedOut
     }
     var continuation: UnsafeContinuation<Grant, Never>?
+    var ticket: WaitQueue<Waiter>.Ticket?
     unowned let group: UpstreamGroup
 
     init(group: UpstreamGroup) { self.group = group }
@@ -124,23 +125,22 @@ final class Waiter: TimerNode {
     }
 
     override func timerFired() {
-        group.queue.remove(self)
+        if let t = ticket { group.state.waiterTimedOut(t) }
         let c = continuation
         continuation = nil
         c?.resume(returning: .timedOut)
     }
 }
 
-/// A backend group: servers, balancing, the queue of waiting requests and the pool rules.
+/// A backend group: performs what its `GroupState` decides (sockets, timers, continuations).
 final class UpstreamGroup: @unchecked Sendable {
     let config: BackendGroup
     let servers: [UpstreamServer]
-    var balancer: Balancer
-    var queue: WaitQueue<Waiter>
+    /// Pools, health, balancer and queue: every decision, as one value.
+    var state: GroupState<UpstreamConnection, Waiter>
     let connectTimeout: UInt64
     /// Set when the group speaks TLS to its servers (`tls on;`).
     let tlsClient: TLSClientContext?
-    var draining = false
     var requestsByClass = [Int](repeating: 0, count: 6)
     var onQueueWait: (UInt64) -> Void = { _ in }
 
@@ -148,8 +148,9 @@ final class UpstreamGroup: @unchecked Sendable {
         self.config = config
         self.tlsClient = tlsClient
         servers = addresses.enumerated().map { UpstreamServer(address: $1, index: $0, config: config) }
-        balancer = Balancer(method: config.balance == .roundRobin ? .roundRobin : .leastConnections)
-        queue = WaitQueue(capacity: config.queueSize)
+        state = GroupState(servers: addresses.count, balance: config.balance == .roundRobin ? .roundRobin : .leastConnections,
+                           maxActive: config.maxConnections, maxIdle: config.maxIdle,
+                           maxFails: config.maxFails, failTimeout: config.failTimeout, queueSize: config.queueSize)
         self.connectTimeout = connectTimeout
         for s in servers {
             s.group = self
@@ -157,75 +158,73 @@ final class UpstreamGroup: @unchecked Sendable {
         }
     }
 
+    /// The requests waiting for a connection (read by the metrics).
+    var queue: WaitQueue<Waiter> { state.queue }
+
+    /// Once set, connections are no longer kept idle.
+    var draining: Bool {
+        get { state.draining }
+        set { if newValue { closeAll(state.drain()) } }
+    }
+
     struct Lease {
         let conn: UpstreamConnection
         let reused: Bool
     }
 
-    /// The common case without a suspension point: the balancer's pick has an idle pooled connection.
+    /// The common case, without allocation or suspension: nobody queued and the balancer's pick has
+    /// an idle pooled connection that is still open.
     func tryAcquireIdle() -> Lease? {
-        guard queue.isEmpty else { return nil }
-        let now = EventLoop.shared.now
-        var probe = balancer
-        guard let i = probe.pick(count: servers.count, excluding: nil,
-                                 available: { self.servers[$0].health.isAvailable(now: now) },
-                                 capacity: { self.servers[$0].pool.hasCapacity },
-                                 load: { self.servers[$0].pool.active }),
-              !servers[i].pool.idle.isEmpty else { return nil }
-        balancer = probe
-        guard case .reuse(let c) = servers[i].pool.lease() else { return nil }
-        c.socket.unpark()
-        return Lease(conn: c, reused: true)
+        while let l = state.leaseIdle(now: EventLoop.shared.now) {
+            if let lease = checked(l.conn) { return lease }
+        }
+        return nil
     }
 
     /// Gets a connection: an idle pooled one, a new one, or a place in the queue.
     /// `fresh` skips (and closes) pooled connections: used after a stale keep-alive race.
     @LoopActor
     func acquire(excluding: UpstreamServer?, fresh: Bool) async throws(AcquireFailure) -> Lease {
-        let now = EventLoop.shared.now
-        let count = servers.count
-        let excl = count > 1 ? excluding?.index : nil
-        var pick = balancer.pick(count: count, excluding: excl,
-                                 available: { self.servers[$0].health.isAvailable(now: now) },
-                                 capacity: { self.servers[$0].pool.hasCapacity },
-                                 load: { self.servers[$0].pool.active })
-        if pick == nil && !servers.contains(where: { $0.health.isAvailable(now: now) && $0.index != excl }) {
-            // Every server is marked down: try them anyway rather than fail everything (as nginx does).
-            pick = balancer.pick(count: count, excluding: excl, available: { _ in true },
-                                 capacity: { self.servers[$0].pool.hasCapacity }, load: { self.servers[$0].pool.active })
-        }
-        if let i = pick {
-            let s = servers[i]
-            if fresh {
-                for c in s.pool.takeAllIdle() { s.close(c) }
+        while true {
+            let now = EventLoop.shared.now
+            switch state.request(excluding: excluding?.index, fresh: fresh, now: now) {
+            case .reuse(let c, _):
+                if let lease = checked(c) { return lease }
+            case .connect(let i, let stale):
+                for c in stale { servers[i].close(c) }
+                return try await connect(servers[i])
+            case .refuse:
+                throw .queueFull
+            case .wait:
+                let w = Waiter(group: self)
+                guard let ticket = state.enqueue(w, excluding: excluding?.index) else { throw .queueFull }
+                w.ticket = ticket
+                let grant = await withUnsafeContinuation { (c: UnsafeContinuation<Waiter.Grant, Never>) in
+                    w.continuation = c
+                    EventLoop.shared.timers.schedule(w, at: now + config.queueTimeout)
+                }
+                onQueueWait(EventLoop.shared.now - now)
+                switch grant {
+                case .reuse(let c):
+                    if let lease = checked(c) { return lease }
+                case .connect(let s):
+                    return try await connect(s)
+                case .timedOut:
+                    throw .queueTimeout
+                }
             }
-            switch s.pool.lease() {
-            case .reuse(let c):
-                c.socket.unpark()
-                return Lease(conn: c, reused: true)
-            case .connect:
-                return try await connect(s)
-            case .full:
-                break
-            }
+            // The connection we were given had been closed by the server: ask again.
         }
-        let w = Waiter(group: self)
-        guard queue.push(w) else { throw .queueFull }
-        let enqueued = now
-        let grant = await withUnsafeContinuation { (c: UnsafeContinuation<Waiter.Grant, Never>) in
-            w.continuation = c
-            EventLoop.shared.timers.schedule(w, at: now + config.queueTimeout)
-        }
-        onQueueWait(EventLoop.shared.now - enqueued)
-        switch grant {
-        case .reuse(let c):
-            c.socket.unpark()
-            return Lease(conn: c, reused: true)
-        case .connect(let s):
-            return try await connect(s)
-        case .timedOut:
-            throw .queueTimeout
-        }
+    }
+
+    /// A leased pooled connection, if the server has not closed it meanwhile (else it is closed
+    /// and its slot freed).
+    private func checked(_ c: UpstreamConnection) -> Lease? {
+        c.socket.unpark()
+        if c.socket.isIdleAndOpen() { return Lease(conn: c, reused: true) }
+        state.leasedDead(server: c.server.index)
+        c.server.close(c)
+        return nil
     }
 
     @LoopActor
@@ -248,9 +247,8 @@ final class UpstreamGroup: @unchecked Sendable {
             return Lease(conn: conn, reused: false)
         } catch {
             s.connectErrorsTotal += 1
-            s.pool.connectFailed()
-            failed(s)
-            serveQueue(s)
+            s.failuresTotal += 1
+            perform(state.connectFailed(server: s.index, now: EventLoop.shared.now))
             throw .connect(error, s)
         }
     }
@@ -258,46 +256,45 @@ final class UpstreamGroup: @unchecked Sendable {
     /// A server failed a request (connect error, reset, timeout): passive health counts it.
     func failed(_ s: UpstreamServer) {
         s.failuresTotal += 1
-        s.health.failed(now: EventLoop.shared.now)
+        state.serverFailed(s.index, now: EventLoop.shared.now)
     }
 
     /// Gives a leased connection back: to a waiting request, to the idle pool, or closed.
-    func release(_ c: UpstreamConnection, reusable: Bool) {
+    /// `succeeded`: the exchange completed (a response relayed whole), which passive health counts
+    /// as a success even when the connection cannot be reused; a reusable one always did.
+    func release(_ c: UpstreamConnection, reusable: Bool, succeeded: Bool = false) {
         let s = c.server
-        if reusable && !draining {
-            s.health.succeeded()
-            if let w = queue.pop() {
-                w.grant(.reuse(c))
-                return
-            }
-        }
-        let keep = reusable && !draining
-        let record = keep && s.pool.idle.count < s.pool.maxIdle ? s.densify(c) : c
-        switch s.pool.release(record, reusable: keep) {
+        let now = EventLoop.shared.now
+        let keep = reusable && !state.draining
+        let record = keep && state.servers[s.index].pool.idle.count < config.maxIdle ? s.densify(c) : c
+        switch state.released(record, server: s.index, reusable: reusable, succeeded: succeeded, now: now) {
         case .park:
-            record.socket.park(record, until: EventLoop.shared.now + config.idleTimeout)
-        case .close:
+            record.socket.park(record, until: now + config.idleTimeout)
+        case .handOver(let w):
+            w.grant(.reuse(record))
+        case .close(let g):
             s.close(record)
-            serveQueue(s)
+            perform(g)
         }
     }
 
-    /// A slot freed up on `s`: let the oldest waiter have it.
-    private func serveQueue(_ s: UpstreamServer) {
-        while !queue.isEmpty && s.pool.hasCapacity {
-            guard let w = queue.pop() else { return }
-            switch s.pool.lease() {
-            case .reuse(let c): w.grant(.reuse(c))
-            case .connect: w.grant(.connect(s))
-            case .full: return
-            }
+    /// Resumes the waiter a freed slot went to.
+    private func perform(_ g: GroupState<UpstreamConnection, Waiter>.Grant?) {
+        switch g {
+        case .reuse(let w, let c, _):
+            c.socket.unpark()  // now the waiter's: a close while it resumes must not recycle the record
+            w.grant(.reuse(c))
+        case .connect(let w, let i):
+            w.grant(.connect(servers[i]))
+        case nil:
+            break
         }
     }
 
     /// Closes every idle pooled connection (drain).
-    func closeIdle() {
-        for s in servers {
-            for c in s.pool.takeAllIdle() { s.close(c) }
-        }
+    func closeIdle() { closeAll(state.takeAllIdle()) }
+
+    private func closeAll(_ idle: [(conn: UpstreamConnection, server: Int)]) {
+        for (c, i) in idle { servers[i].close(c) }
     }
 }

@@ -255,6 +255,23 @@ public final class Socket: TimerNode, @unchecked Sendable {
         }
     }
 
+    /// Whether an idle connection is still quiet and open, asked of the kernel without waiting
+    /// (a one-byte `MSG_PEEK`, as nginx and Pingora test a pooled connection before reuse). EOF,
+    /// unread bytes (the peer is out of step) or an error all mean it must not carry a request.
+    /// Catches the close that epoll has reported but the loop has not yet handled, and the FIN
+    /// that came with the last response bytes (whose edge was consumed by that read).
+    public func isIdleAndOpen() -> Bool {
+        if isClosed || peerClosed { return false }
+        var byte: UInt8 = 0
+        while true {
+            let n = Glibc.recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+            if n >= 0 { return false }
+            let e = errno
+            if e == EINTR { continue }
+            return e == EAGAIN || e == EWOULDBLOCK
+        }
+    }
+
     // MARK: Closing
 
     /// Closes the fd now; a waiting task sees `.closed`.

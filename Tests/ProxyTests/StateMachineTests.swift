@@ -72,18 +72,54 @@ struct WaitQueueTests {
     func fifo() {
         var q = WaitQueue<FakeConn>(capacity: 3)
         let a = FakeConn(), b = FakeConn(), c = FakeConn()
-        let pushed = q.push(a) && q.push(b) && q.push(c)
+        let ta = q.push(a), tb = q.push(b), tc = q.push(c)
         let overflow = q.push(FakeConn())
-        #expect(pushed && !overflow)
-        q.remove(b)
+        #expect(ta != nil && tb != nil && tc != nil && overflow == nil)
+        q.remove(tb!)
+        q.remove(tb!)  // twice: nothing more
         #expect(q.count == 2)
         let p1 = q.pop(), p2 = q.pop(), p3 = q.pop()
         #expect(p1 === a && p2 === c && p3 == nil && q.isEmpty)
+        q.remove(ta!)  // already left: nothing
+        #expect(q.count == 0)
         for _ in 0..<1000 {
-            let ok = q.push(a)
+            let ok = q.push(a) != nil
             let back = q.pop()
             #expect(ok && back === a)
         }
+    }
+
+    @Test("a mass timeout removes each waiter in constant steps")
+    func massTimeout() {
+        let n = 10_000
+        var q = WaitQueue<FakeConn>(capacity: n)
+        let ws = (0..<n).map { _ in FakeConn() }
+        let tickets = ws.map { q.push($0)! }
+        for t in tickets { q.remove(t) }  // timers fire in deadline order: oldest first
+        #expect(q.isEmpty)
+        #expect(q.steps <= 4 * n, "\(q.steps) steps to remove \(n) waiters")
+        // Newest first: still linear.
+        let before = q.steps
+        let again = ws.map { q.push($0)! }
+        for t in again.reversed() { q.remove(t) }
+        #expect(q.isEmpty && q.pop() == nil)
+        #expect(q.steps - before <= 4 * n, "\(q.steps - before) steps to remove \(n) waiters newest first")
+    }
+
+    @Test("waiters that exclude a server are skipped for it, in arrival order otherwise")
+    func exclusion() {
+        var q = WaitQueue<FakeConn>(capacity: 10, servers: 2)
+        let a = FakeConn(), b = FakeConn(), c = FakeConn()
+        _ = q.push(a, excluding: 0)
+        _ = q.push(b)
+        _ = q.push(c, excluding: 1)
+        let forZero = q.pop(for: 0)
+        #expect(forZero === b)
+        let forZeroAgain = q.pop(for: 0)
+        #expect(forZeroAgain === c)
+        #expect(q.pop(for: 0) == nil && q.count == 1)
+        let forOne = q.pop(for: 1)
+        #expect(forOne === a && q.isEmpty)
     }
 }
 
