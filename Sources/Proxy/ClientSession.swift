@@ -30,6 +30,8 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
     var clientHungUp = false
     /// The upstream connection the current request is using, so a hang-up can interrupt its wait.
     var upstreamInUse: UpstreamConnection?
+    /// The request's place in the upstream queue while it waits there.
+    var queuedWaiter: Waiter?
     /// The connection ends after one of the proxy's own error answers: read what the client
     /// still sends before closing, so the answer is not lost to a reset (nginx's lingering close).
     var lingerOnClose = false
@@ -125,6 +127,7 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
     func peerHungUp(_ socket: Socket) {
         clientHungUp = true
         upstreamInUse?.socket.interrupt()
+        queuedWaiter?.cancel()
     }
 
     func watchForHangup() {

@@ -112,9 +112,11 @@ extension ClientSession {
         setPhase(.waitingUpstream)
         if !a.fresh, a.excluded == nil, let idle = group.tryAcquireIdle() { return .success(idle) }
         do {
-            return .success(try await group.acquire(excluding: a.excluded, fresh: a.fresh))
+            defer { queuedWaiter = nil }
+            return .success(try await group.acquire(excluding: a.excluded, fresh: a.fresh, queued: { queuedWaiter = $0 }))
         } catch {
             switch error {
+            case .cancelled: return .failure(TaggedFailure(failure: ExchangeFailure(.clientGone, requestSent: false), server: nil))
             case .queueFull: return .failure(TaggedFailure(failure: ExchangeFailure(.queueFull, requestSent: false), server: nil))
             case .queueTimeout: return .failure(TaggedFailure(failure: ExchangeFailure(.queueTimeout, requestSent: false), server: nil))
             case .connect(let e, let s): return .failure(TaggedFailure(failure: ExchangeFailure(.connect(e), requestSent: false), server: s))

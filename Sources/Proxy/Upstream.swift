@@ -101,6 +101,8 @@ final class UpstreamServer: @unchecked Sendable {
 enum AcquireFailure: Error {
     case queueFull
     case queueTimeout
+    /// The request gave up its place in the queue (its client hung up).
+    case cancelled
     case connect(IOError, UpstreamServer)
 }
 
@@ -110,6 +112,7 @@ final class Waiter: TimerNode {
         case reuse(UpstreamConnection)
         case connect(UpstreamServer)
         case timedOut
+        case cancelled
     }
     var continuation: UnsafeContinuation<Grant, Never>?
     var ticket: WaitQueue<Waiter>.Ticket?
@@ -124,11 +127,19 @@ final class Waiter: TimerNode {
         c?.resume(returning: g)
     }
 
-    override func timerFired() {
+    override func timerFired() { leave(.timedOut) }
+
+    /// Gives up the place in the queue before a grant (the client hung up).
+    func cancel() {
+        EventLoop.shared.timers.remove(self)
+        leave(.cancelled)
+    }
+
+    private func leave(_ why: Grant) {
+        guard let c = continuation else { return }
         if let t = ticket { group.state.waiterTimedOut(t) }
-        let c = continuation
         continuation = nil
-        c?.resume(returning: .timedOut)
+        c.resume(returning: why)
     }
 }
 
@@ -184,7 +195,8 @@ final class UpstreamGroup: @unchecked Sendable {
     /// Gets a connection: an idle pooled one, a new one, or a place in the queue.
     /// `fresh` skips (and closes) pooled connections: used after a stale keep-alive race.
     @LoopActor
-    func acquire(excluding: UpstreamServer?, fresh: Bool) async throws(AcquireFailure) -> Lease {
+    /// `queued` is told the waiter when the request has to wait, so its owner can cancel it.
+    func acquire(excluding: UpstreamServer?, fresh: Bool, queued: (Waiter) -> Void = { _ in }) async throws(AcquireFailure) -> Lease {
         while true {
             let now = EventLoop.shared.now
             switch state.request(excluding: excluding?.index, fresh: fresh, now: now) {
@@ -199,6 +211,7 @@ final class UpstreamGroup: @unchecked Sendable {
                 let w = Waiter(group: self)
                 guard let ticket = state.enqueue(w, excluding: excluding?.index) else { throw .queueFull }
                 w.ticket = ticket
+                queued(w)
                 let grant = await withUnsafeContinuation { (c: UnsafeContinuation<Waiter.Grant, Never>) in
                     w.continuation = c
                     EventLoop.shared.timers.schedule(w, at: now + config.queueTimeout)
@@ -211,6 +224,8 @@ final class UpstreamGroup: @unchecked Sendable {
                     return try await connect(s)
                 case .timedOut:
                     throw .queueTimeout
+                case .cancelled:
+                    throw .cancelled
                 }
             }
             // The connection we were given had been closed by the server: ask again.

@@ -81,6 +81,25 @@ struct EndOfMessageTests {
         #expect(try HTTP.get(port: gh.port, "/after").status == 200)
     }
 
+    @Test("clients that hang up while their request waits in the upstream queue leave it at once")
+    func queuedClientsHangUp() throws {
+        let be = try DemoBackend()
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [be.port], backendExtra: "max_connections 10; queue_timeout 60s;"))
+        var clients: [Conn] = []
+        for i in 0..<50 {
+            let c = try Conn(port: gh.port)
+            try c.send("GET /?hang=1&n=\(i) HTTP/1.1\r\nHost: t\r\n\r\n")
+            clients.append(c)
+        }
+        #expect(try eventually(5) { try gh.metric("gatehouse_upstream_queue_length{backend=\"b\"}") == 40 })
+        clients.removeAll()
+        #expect(try eventually(2) { try gh.metric("gatehouse_requests_in_flight") == 0 })
+        #expect(try gh.metric("gatehouse_upstream_queue_length{backend=\"b\"}") == 0)
+        #expect(try gh.metric("gatehouse_client_aborts_total") == 50)
+        #expect(try gh.metric("gatehouse_timeouts_total{kind=\"queue\"}") == 0)
+        #expect(try HTTP.get(port: gh.port, "/after").status == 200)
+    }
+
     @Test("1xx interim responses reach HTTP/1.1 clients and never HTTP/1.0 ones")
     func interimTo10() throws {
         let be = try ScriptedBackend { fd, _ in
