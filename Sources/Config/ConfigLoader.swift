@@ -11,7 +11,10 @@ public enum ConfigLoader {
 private struct Builder {
     let file: String
     var config = Configuration()
-    var sawMetrics = false
+    /// Where `metrics` was written; nil while it is the default.
+    var metricsLine: Int?
+    /// Every `listen` address with its line, in file order.
+    var listenLines: [(address: HostPort, line: Int)] = []
 
     init(file: String) { self.file = file }
 
@@ -27,13 +30,30 @@ private struct Builder {
 
     func duration(_ d: Directive) throws(ConfigError) -> UInt64 {
         let s = try one(d)
-        guard let v = Units.duration(s) else { throw error(d, "invalid duration \"\(s)\" (use e.g. 500ms, 10s, 2m)") }
-        return v
+        do {
+            return try Units.parseDuration(s)
+        } catch .invalid {
+            throw error(d, "invalid duration \"\(s)\" (use e.g. 500ms, 10s, 2m)")
+        } catch {
+            throw self.error(d, "duration \"\(s)\" is too long (at most \(Units.maxDuration / 3_600_000_000_000)h)")
+        }
     }
 
     func size(_ d: Directive) throws(ConfigError) -> Int {
         let s = try one(d)
-        guard let v = Units.size(s) else { throw error(d, "invalid size \"\(s)\" (use e.g. 512, 16k, 1m)") }
+        do {
+            return try Units.parseSize(s)
+        } catch .invalid {
+            throw error(d, "invalid size \"\(s)\" (use e.g. 512, 16k, 1m)")
+        } catch {
+            throw self.error(d, "size \"\(s)\" is too large (at most \(Units.maxSize >> 30)g)")
+        }
+    }
+
+    /// A size that must not be 0.
+    func positiveSize(_ d: Directive) throws(ConfigError) -> Int {
+        let v = try size(d)
+        guard v > 0 else { throw error(d, "must be greater than 0") }
         return v
     }
 
@@ -46,6 +66,15 @@ private struct Builder {
     func address(_ d: Directive, _ s: String) throws(ConfigError) -> HostPort {
         guard let hp = HostPort.parse(s) else { throw error(d, "invalid address \"\(s)\" (use host:port)") }
         return hp
+    }
+
+    /// `listen ADDR [reuseport];`, remembered with its line so a clash can name both.
+    mutating func listen(_ d: Directive) throws(ConfigError) -> ListenAddress {
+        guard d.block == nil, d.args.count == 1 || d.args.count == 2 else { throw error(d, "takes an address and optionally reuseport") }
+        if d.args.count == 2, d.args[1] != "reuseport" { throw error(d, "unknown option \"\(d.args[1])\" (reuseport is the only one)") }
+        let l = ListenAddress(try address(d, d.args[0]), reusePort: d.args.count == 2)
+        listenLines.append((l.address, d.line))
+        return l
     }
 
     func block(_ d: Directive) throws(ConfigError) -> [Directive] {
@@ -65,7 +94,7 @@ private struct Builder {
             case "metrics":
                 let v = try one(d)
                 config.metrics = v == "off" ? nil : try address(d, v)
-                sawMetrics = true
+                metricsLine = d.line
             case "buffer_size":
                 let v = try size(d)
                 guard v >= 4096, v <= 1 << 20 else { throw error(d, "must be between 4k and 1m") }
@@ -111,7 +140,7 @@ private struct Builder {
                 var s = ServerBlock()
                 for c in try block(d) {
                     switch c.name {
-                    case "listen": s.listen.append(try address(c, try one(c)))
+                    case "listen": s.listen.append(try listen(c))
                     case "proxy_pass": s.backend = try one(c)
                     case "tls":
                         guard s.tls == nil else { throw error(c, "only one tls block per server") }
@@ -162,9 +191,9 @@ private struct Builder {
         switch d.name {
         case "max_connections": config.limits.maxConnections = try count(d, min: 1)
         case "max_header_bytes":
-            config.limits.maxHeaderBytes = try size(d)
+            config.limits.maxHeaderBytes = try positiveSize(d)
             headerLimitLine = d.line
-        case "max_uri_bytes": config.limits.maxURIBytes = try size(d)
+        case "max_uri_bytes": config.limits.maxURIBytes = try positiveSize(d)
         case "max_headers": config.limits.maxHeaders = try count(d, min: 1)
         case "max_body_bytes": config.limits.maxBodyBytes = UInt64(try size(d))
         case "keepalive_requests": config.limits.maxKeepAliveRequests = try count(d, min: 1)
@@ -174,7 +203,10 @@ private struct Builder {
 
     func backend(_ d: Directive, _ g: inout BackendGroup) throws(ConfigError) {
         switch d.name {
-        case "server": g.servers.append(try address(d, try one(d)))
+        case "server":
+            let a = try address(d, try one(d))
+            guard a.port != 0 else { throw error(d, "port 0: a server needs its real port") }
+            g.servers.append(a)
         case "balance":
             let v = try one(d)
             guard let b = Balance(rawValue: v) else { throw error(d, "unknown method \"\(v)\" (round_robin or least_conn)") }
@@ -266,26 +298,25 @@ private struct Builder {
         guard config.limits.maxHeaderBytes <= config.bufferSize else {
             throw ConfigError(file: file, line: headerLimitLine, directive: "max_header_bytes", message: "must not exceed buffer_size (\(config.bufferSize))")
         }
+        try checkListenClashes()
         return config
     }
-}
 
-/// Parsing of durations ("250ms", "10s", "2m", "1h"; a bare number is seconds) and sizes ("16k").
-public enum Units {
-    public static func duration(_ s: String) -> UInt64? {
-        let table: [(String, UInt64)] = [("ms", 1_000_000), ("s", 1_000_000_000), ("m", 60_000_000_000), ("h", 3_600_000_000_000)]
-        for (suffix, mult) in table where s.hasSuffix(suffix) {
-            if let n = UInt64(s.dropLast(suffix.count)) { return n * mult }
+    /// One address, one listener: two server blocks on the same address would split its traffic,
+    /// and the metrics listener shares its address with nothing. Named at the later line, with the
+    /// earlier one.
+    func checkListenClashes() throws(ConfigError) {
+        for (i, l) in listenLines.enumerated() {
+            if let earlier = listenLines[..<i].first(where: { ListenAddress.overlap($0.address, l.address) }) {
+                throw ConfigError(file: file, line: l.line, directive: "listen",
+                                  message: "\(l.address) is also bound at \(file):\(earlier.line) (one address, one listen)")
+            }
+            guard let m = config.metrics, ListenAddress.overlap(m, l.address) else { continue }
+            if let ml = metricsLine {
+                throw ConfigError(file: file, line: l.line, directive: "listen", message: "\(l.address) is also bound at \(file):\(ml) by metrics")
+            }
+            throw ConfigError(file: file, line: l.line, directive: "listen",
+                              message: "\(l.address) is also the metrics listener (default \(m)); move one, or say metrics off")
         }
-        return UInt64(s).map { $0 * 1_000_000_000 }
-    }
-
-    public static func size(_ s: String) -> Int? {
-        let lower = s.lowercased()
-        let table: [(String, Int)] = [("k", 1024), ("m", 1024 * 1024), ("g", 1024 * 1024 * 1024)]
-        for (suffix, mult) in table where lower.hasSuffix(suffix) {
-            if let n = Int(lower.dropLast()), n >= 0 { return n * mult }
-        }
-        return Int(lower).flatMap { $0 >= 0 ? $0 : nil }
     }
 }

@@ -106,9 +106,33 @@ public struct BackendGroup: Sendable, Equatable {
     public init(name: String) { self.name = name }
 }
 
+/// One `listen` of a server block.
+public struct ListenAddress: Sendable, Hashable {
+    public var address: HostPort
+    /// Set SO_REUSEPORT, so other processes may bind the same address and the kernel spreads
+    /// connections among them (nginx's `listen ... reuseport`). Off by default: a second instance
+    /// on the same port then fails to start instead of silently taking half the traffic.
+    public var reusePort: Bool
+
+    public init(_ address: HostPort, reusePort: Bool = false) {
+        self.address = address
+        self.reusePort = reusePort
+    }
+
+    /// Whether binding both would clash: the same port and the same host, or a wildcard host
+    /// (0.0.0.0 covers every IPv4 address, :: every address since sockets are not v6-only). Port 0
+    /// never clashes: each socket gets its own port. Host names are not resolved here (binding
+    /// catches those).
+    public static func overlap(_ a: HostPort, _ b: HostPort) -> Bool {
+        guard a.port == b.port, a.port != 0 else { return false }
+        if a.host.lowercased() == b.host.lowercased() || a.host == "::" || b.host == "::" { return true }
+        return (a.host == "0.0.0.0" && !b.host.contains(":")) || (b.host == "0.0.0.0" && !a.host.contains(":"))
+    }
+}
+
 /// A client-facing listener and the group it forwards to.
 public struct ServerBlock: Sendable, Equatable {
-    public var listen: [HostPort] = []
+    public var listen: [ListenAddress] = []
     public var backend: String = ""
     /// Present when the listeners of this block speak TLS.
     public var tls: TLSSettings?
@@ -142,7 +166,7 @@ public struct Configuration: Sendable, Equatable {
         g.servers = backends
         c.backends = [g]
         var s = ServerBlock()
-        s.listen = listen
+        s.listen = listen.map { ListenAddress($0) }
         s.backend = "default"
         c.servers = [s]
         c.metrics = metrics

@@ -43,7 +43,7 @@ public struct TLSSettings: Sendable, Equatable {
     /// one more period, so a ticket lives between one and two periods.
     public var ticketKeyRotation: UInt64 = 3600 * Timeouts.sec
     /// 80 bytes of ticket key (16 name, 32 AES, 32 HMAC) shared by every process serving the port
-    /// (SO_REUSEPORT), so a ticket from one is good at all; the operator rotates it. Replaces the
+    /// (`listen ... reuseport`), so a ticket from one is good at all; the operator rotates it. Replaces the
     /// keys made at start and their rotation.
     public var ticketKeyFile: String?
     /// The config line of `ticket_key_file`, for errors only OpenSSL's side can find.

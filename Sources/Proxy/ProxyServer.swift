@@ -56,12 +56,12 @@ public final class ProxyServer: @unchecked Sendable {
                 return t
             }
             for l in s.listen {
-                guard let addr = SocketAddress.resolve(host: l.host, port: l.port) else {
-                    throw StartError(description: "listen \(l): cannot resolve")
+                guard let addr = SocketAddress.resolve(host: l.address.host, port: l.address.port) else {
+                    throw StartError(description: "listen \(l.address): cannot resolve")
                 }
                 let sock: Socket
-                do { sock = try TCP.listen(on: addr) } catch {
-                    throw StartError(description: "listen \(l): \(Self.describe(error))")
+                do { sock = try TCP.listen(on: addr, reusePort: l.reusePort) } catch {
+                    throw StartError(description: "cannot listen on \(l.address): \(Self.describe(error, reusePort: l.reusePort))")
                 }
                 listeners.append(Listener(socket: sock, ctx: ctx, group: groups[gi], groupIndex: gi, tls: tls))
                 boundAddresses.append((tls == nil ? "proxy" : "proxy (tls)", TCP.localAddress(of: sock) ?? addr))
@@ -73,16 +73,23 @@ public final class ProxyServer: @unchecked Sendable {
                 throw StartError(description: "metrics \(m): cannot resolve")
             }
             let sock: Socket
+            // Never SO_REUSEPORT: a second instance must not take half the scrapes.
             do { sock = try TCP.listen(on: addr, backlog: 128) } catch {
-                throw StartError(description: "metrics \(m): \(Self.describe(error))")
+                throw StartError(description: "cannot listen on \(m) (metrics): \(Self.describe(error, reusePort: nil))")
             }
             metricsEndpoint = MetricsEndpoint(socket: sock, metrics: metrics, ctx: ctx)
             boundAddresses.append(("metrics", TCP.localAddress(of: sock) ?? addr))
         }
     }
 
-    static func describe(_ e: IOError) -> String {
+    /// The reason a bind failed; for EADDRINUSE, what holds the address and what would share it
+    /// (`reusePort` nil for the metrics listener, which never shares).
+    static func describe(_ e: IOError, reusePort: Bool?) -> String {
         switch e {
+        case .errno(let n) where n == EADDRINUSE:
+            let reason = "address already in use (EADDRINUSE): another process, perhaps another gatehouse, is listening on it"
+            guard let reusePort else { return reason }
+            return reason + (reusePort ? " without reuseport" : "; to share a port on purpose, write `listen ADDR reuseport;` in every process")
         case .errno(let n): return String(cString: strerror(n))
         case .timedOut: return "timed out"
         case .closed: return "closed"

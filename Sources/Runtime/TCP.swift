@@ -4,13 +4,17 @@ import Glibc
 /// Creating, binding, accepting and connecting TCP sockets. Every socket is non-blocking,
 /// close-on-exec and TCP_NODELAY.
 public enum TCP {
-    /// Opens a listening socket (SO_REUSEADDR, and SO_REUSEPORT so N processes can share a port).
-    public static func listen(on address: SocketAddress, backlog: Int32 = 4096) throws(IOError) -> Socket {
+    /// Opens a listening socket with SO_REUSEADDR (a restart binds at once despite TIME_WAIT).
+    /// `reusePort` adds SO_REUSEPORT, so N processes that all ask for it share the port; without
+    /// it a second bind of a listening address fails with EADDRINUSE.
+    public static func listen(on address: SocketAddress, backlog: Int32 = 4096, reusePort: Bool = false) throws(IOError) -> Socket {
         let fd = socket(address.family == .v4 ? AF_INET : AF_INET6, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .errno(errno) }
         var one: Int32 = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
+        if reusePort {
+            _ = setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
         let rc = address.withSockaddr { Glibc.bind(fd, $0, $1) }
         guard rc == 0, Glibc.listen(fd, backlog) == 0 else {
             let e = errno

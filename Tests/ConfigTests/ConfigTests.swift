@@ -14,7 +14,7 @@ struct ConfigTests {
     func committedConfig() throws {
         let text = try String(contentsOfFile: Self.root + "/proxy.conf", encoding: .utf8)
         let c = try ConfigLoader.load(text: text, file: "proxy.conf")
-        #expect(c.servers.first?.listen == [HostPort(host: "127.0.0.1", port: 8080)])
+        #expect(c.servers.first?.listen.map(\.address) == [HostPort(host: "127.0.0.1", port: 8080)])
         #expect(c.backend(named: "demo")?.servers == [HostPort(host: "127.0.0.1", port: 9001)])
         #expect(c.metrics == HostPort(host: "127.0.0.1", port: 9090))
         #expect(c.timeouts.upstreamConnect == 5_000_000_000)
@@ -28,7 +28,7 @@ struct ConfigTests {
         #expect(g.balance == .leastConnections)
         #expect(g.maxConnections == 256 && g.queueTimeout == 5_000_000_000)
         #expect(c.timeouts == Timeouts())
-        #expect(c.servers[0].listen[0].host == "0.0.0.0")
+        #expect(c.servers[0].listen[0].address.host == "0.0.0.0")
     }
 
     @Test("units", arguments: [("250ms", UInt64(250_000_000)), ("10s", 10_000_000_000), ("2m", 120_000_000_000), ("3", 3_000_000_000)])

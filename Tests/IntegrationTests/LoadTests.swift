@@ -125,7 +125,7 @@ struct LoadTests {
         #expect(ok)
     }
 
-    @Test("promtool accepts /metrics")
+    @Test("promtool accepts /metrics", .enabled(if: Tool.promtool, Comment(rawValue: Tool.promtoolMissing)))
     func promtool() throws {
         let be = try DemoBackend()
         let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [be.port]))

@@ -217,8 +217,8 @@ struct TLSTests {
     }
 }
 
-/// sslyze (PyPI; .ci/run installs it) scans the listener against Mozilla's intermediate profile.
-@Suite("TLS scan")
+/// sslyze (PyPI; scripts/test installs it) scans the listener against Mozilla's intermediate profile.
+@Suite("TLS scan", .enabled(if: Tool.sslyze, Comment(rawValue: Tool.sslyzeMissing)))
 struct TLSScanTests {
     @Test("sslyze finds the listener compliant with Mozilla intermediate, the self-signed certificate aside")
     func mozillaIntermediate() throws {

@@ -7,6 +7,9 @@ final class ManyClients {
 
     /// Opens `count` connections to `port`.
     init(port: UInt16, count: Int) throws {
+        guard openFileLimit > rlim_t(count + 256) else {
+            throw TestFailure("\(count) clients need more open files than this process may have (\(openFileLimit)): raise the hard limit (ulimit -Hn)")
+        }
         fds.reserveCapacity(count)
         for _ in 0..<count {
             let c = try Conn(port: port)

@@ -18,6 +18,7 @@ final class Child: @unchecked Sendable {
 
     /// `shell` runs first in bash (e.g. "ulimit -n 64;") and then execs the program.
     init(_ path: String, _ args: [String], shell: String? = nil) throws {
+        _ = openFileLimit  // before the child inherits it
         if let shell {
             process.executableURL = URL(fileURLWithPath: "/bin/bash")
             process.arguments = ["-c", shell + " exec \"$0\" \"$@\"", path] + args
