@@ -67,13 +67,19 @@ public enum HeadFeeder {
     }
 
     /// Feeds the input every way `Pieces` gives and traps unless all ways agree. Returns the verdict
-    /// and the head of the whole input.
-    public static func agreeing(_ kind: HeadParser.Kind, _ limits: HeadLimits, _ bytes: UnsafeRawBufferPointer, bytewise: Bool = true) -> (HeadVerdict, MessageHead?) {
+    /// and the head of the whole input. `compareStatus: false` counts every refusal as the same
+    /// verdict: a refused response is a 502 to the client, whatever the parser's reason.
+    public static func agreeing(_ kind: HeadParser.Kind, _ limits: HeadLimits, _ bytes: UnsafeRawBufferPointer,
+                                bytewise: Bool = true, compareStatus: Bool = true) -> (HeadVerdict, MessageHead?) {
+        func verdict(_ v: HeadVerdict) -> HeadVerdict {
+            if case .error = v, !compareStatus { return .error(status: 502) }
+            return v
+        }
         let ways = Pieces.cuts(bytes, bytewise: bytewise)
         let whole = feed(kind, limits, bytes, cuts: ways[0])
         for cuts in ways.dropFirst() {
             let v = feed(kind, limits, bytes, cuts: cuts).0
-            require(v == whole.0, "\(kind) verdict depends on the split: whole \(brief(whole.0)), in pieces ending at \(cuts.count > 8 ? "every byte" : "\(cuts)") \(brief(v)); input \"\(quoted(bytes))\"")
+            require(verdict(v) == verdict(whole.0), "\(kind) verdict depends on the split: whole \(brief(whole.0)), in pieces ending at \(cuts.count > 8 ? "every byte" : "\(cuts)") \(brief(v)); input \"\(quoted(bytes))\"")
         }
         return whole
     }
