@@ -5,7 +5,7 @@ import Runtime
 
 /// Fuzz target: the header rewriter. The input is a request head, optionally followed by a response
 /// head (or, when it does not start with a request, a response head to a GET). Each head the parser
-/// accepts (whole and split alike) is rewritten into a gather list as Forwarding.swift does, and the
+/// accepts (whole and split alike) is rewritten into a gather list as Exchange.swift and Relay.swift do, and the
 /// bytes sent must parse again with our own parser to the same message and framing, with exactly
 /// one framing header, no hop-by-hop field, the forwarding fields only the proxy sets, and no field a
 /// lenient peer could read as a framing or forwarding field.
@@ -108,7 +108,7 @@ func checkRequest(_ p: UnsafeRawBufferPointer, _ req: MessageHead, tls: Bool, su
 }
 
 func checkResponse(_ p: UnsafeRawBufferPointer, _ resp: MessageHead, request: MessageHead, draining: Bool) {
-    // As Forwarding.swift decides for the client.
+    // As relayResponse (Relay.swift) decides for the client.
     let framing = resp.responseFraming(requestMethod: request.methodKind)
     let dechunk = framing == .chunked && request.versionMinor == 0
     let clientKeep = request.keepAlive && framing != .untilClose && !dechunk && !draining
