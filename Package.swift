@@ -46,6 +46,15 @@ let package = Package(
             name: "gatehouse-backend",
             dependencies: ["Runtime", "HTTP1", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // Fuzz targets (Fuzz/, run by scripts/fuzz): libFuzzer entry points when built with
+        // `--sanitize=fuzzer -Xswiftc -DFUZZING`; in a plain build each is a small tool that replays
+        // inputs (`swift run FuzzRequestHead Fuzz/corpus/request-head`).
+        .target(name: "FuzzSupport", dependencies: ["HTTP1"], path: "Fuzz/FuzzSupport"),
+        .executableTarget(name: "FuzzRequestHead", dependencies: ["FuzzSupport", "HTTP1"], path: "Fuzz/FuzzRequestHead"),
+        .executableTarget(name: "FuzzResponseHead", dependencies: ["FuzzSupport", "HTTP1"], path: "Fuzz/FuzzResponseHead"),
+        .executableTarget(name: "FuzzBodyFramer", dependencies: ["FuzzSupport", "HTTP1"], path: "Fuzz/FuzzBodyFramer"),
+        .executableTarget(name: "FuzzHeadRewriter", dependencies: ["FuzzSupport", "HTTP1", "Proxy", "Runtime"], path: "Fuzz/FuzzHeadRewriter"),
+        .executableTarget(name: "FuzzConfig", dependencies: ["FuzzSupport", "Config"], path: "Fuzz/FuzzConfig"),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Runtime"]),
