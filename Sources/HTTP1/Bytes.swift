@@ -66,20 +66,6 @@ extension UnsafeRawBufferPointer {
         return true
     }
 
-    /// True when the span has a '_' and equals `literal` once '_' is read as '-'.
-    @inlinable
-    func equalsLowercaseUnderscored(_ range: ByteRange, _ literal: StaticString) -> Bool {
-        guard range.count == literal.utf8CodeUnitCount else { return false }
-        var sawUnderscore = false
-        let lit = literal.utf8Start
-        for i in 0..<range.count {
-            var b = ByteClass.lower(self[range.start + i])
-            if b == UInt8(ascii: "_") { b = UInt8(ascii: "-"); sawUnderscore = true }
-            if b != lit[i] { return false }
-        }
-        return sawUnderscore
-    }
-
     public func string(_ range: ByteRange) -> String {
         String(decoding: UnsafeRawBufferPointer(rebasing: self[range.start..<range.end]), as: UTF8.self)
     }

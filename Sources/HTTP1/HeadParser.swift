@@ -1,15 +1,19 @@
 import Glibc
 
-/// Limits on a head; exceeding them yields 414 or 431 (for requests) before the head is complete.
+/// Limits on a head; exceeding them yields 414, 431 or 501 (for requests) before the head is complete.
 public struct HeadLimits: Sendable {
     public var maxHeadBytes: Int
     public var maxTargetBytes: Int
     public var maxHeaders: Int
+    /// A longer method token is answered 501: no method we could forward is that long, and a
+    /// bound keeps the verdict on a request line independent of how its bytes arrive.
+    public var maxMethodBytes: Int
 
-    public init(maxHeadBytes: Int = 16 * 1024, maxTargetBytes: Int = 8 * 1024, maxHeaders: Int = 100) {
+    public init(maxHeadBytes: Int = 16 * 1024, maxTargetBytes: Int = 8 * 1024, maxHeaders: Int = 100, maxMethodBytes: Int = 32) {
         self.maxHeadBytes = maxHeadBytes
         self.maxTargetBytes = maxTargetBytes
         self.maxHeaders = maxHeaders
+        self.maxMethodBytes = maxMethodBytes
     }
 }
 
@@ -25,8 +29,15 @@ public enum HeadResult: Equatable, Sendable {
 /// Incremental, strict HTTP/1.1 head parser (RFC 9112 §2–5) for requests or responses.
 ///
 /// Feeding is incremental: it remembers how far it has scanned for the blank line, so a head that
-/// arrives a byte at a time is scanned once. When the blank line is found the head is parsed in one
-/// pass. Bare LF or CR, obs-fold, whitespace before a colon and bytes outside the grammar are errors.
+/// arrives a byte at a time is scanned once. Bare LF or CR, obs-fold, whitespace before a colon and
+/// bytes outside the grammar are errors.
+///
+/// The verdict never depends on how the bytes were split across reads: every rule is decided by
+/// the first byte that breaks it, checked left to right, and the head size limit is the byte at
+/// `maxHeadBytes`. Complete lines are parsed in one pass each (the common case: a head that arrives
+/// whole never takes another path); the unfinished last line is checked as far as it goes by a
+/// resumable validator (`LineScan`) that applies the same rules in the same order, so a bad line is
+/// refused before it ends and a line over a limit gets the same answer whole or in pieces.
 public struct HeadParser: Sendable {
     public enum Kind: Sendable { case request, response }
 
@@ -37,10 +48,13 @@ public struct HeadParser: Sendable {
     private var lineStart = 0
     private var leading = 0
     private var sawFirstLine = false
+    /// How far the unfinished line at `lineStart` has been validated.
+    var scan = LineScan()
 
     public init(kind: Kind, limits: HeadLimits = HeadLimits()) {
         self.kind = kind
         self.limits = limits
+        scan.restart(at: 0, firstLine: true, kind: kind)
     }
 
     /// Forgets the previous head; call before parsing the next message.
@@ -49,141 +63,142 @@ public struct HeadParser: Sendable {
         lineStart = 0
         leading = 0
         sawFirstLine = false
+        scan.restart(at: 0, firstLine: true, kind: kind)
         head.reset()
     }
 
     /// Parses the head at the start of `buf`. Call again with the same (grown) bytes after `.needMore`.
-    /// Each line is checked as soon as its LF arrives, so a bad line is refused before the head ends.
-    /// Lines are found with memchr; the grammar of each line (which refuses bare CR, obs-fold and
-    /// bytes outside it) is then checked in one pass over that line.
+    /// Lines are found with memchr; the grammar of each complete line (which refuses bare CR,
+    /// obs-fold and bytes outside it) is then checked in one pass over that line.
     public mutating func parse(_ buf: UnsafeRawBufferPointer) -> HeadResult {
         let n = buf.count
         guard let base = buf.baseAddress else { return .needMore }
         var i = scanned
         while i < n {
-            guard let hit = memchr(base + i, 0x0A, n - i) else {
-                // An unfinished line: refuse now what no LF can make valid.
-                if let e = partialLineError(buf, from: i) { return .error(e) }
-                i = n
-                break
-            }
+            guard let hit = memchr(base + i, 0x0A, n - i) else { break }
             i = base.distance(to: UnsafeRawPointer(hit))
-            if i == lineStart || buf[i - 1] != 0x0D { return .error(.badRequest("bare LF")) }
-            let lineLength = i - 1 - lineStart
-            if lineLength == 0 {
+            let limit = leading + limits.maxHeadBytes
+            if i >= limit || i == lineStart || buf[i - 1] != 0x0D {
+                // The line's own bytes (up to the limit) decide first, then the limit, then the bare LF.
+                scanned = i
+                if let e = validateLine(buf, upTo: min(i, limit)) { return .error(e) }
+                return .error(i >= limit ? sizeError : .badRequest("bare LF"))
+            }
+            if i - 1 == lineStart {
                 if !sawFirstLine && kind == .request && leading < 8 {
                     // RFC 9112 §2.2: ignore empty lines before the request-line.
                     leading = i + 1
                     lineStart = i + 1
+                    scan.restart(at: lineStart, firstLine: true, kind: kind)
                     i += 1
                     continue
                 }
                 if !sawFirstLine { return .error(.badRequest("empty start line")) }
                 scanned = i + 1
-                if i + 1 - leading > limits.maxHeadBytes {
-                    return .error(kind == .request ? .headersTooLarge : .badRequest("response head too large"))
-                }
                 head.end = i + 1
                 return applySemantics(buf)
             }
             var p = lineStart
             if !sawFirstLine {
                 head.start = leading
-                let ok = kind == .request ? parseRequestLine(buf, &p) != nil : parseStatusLine(buf, &p) != nil
+                let ok = kind == .request ? parseRequestLine(buf, &p) : parseStatusLine(buf, &p)
                 if !ok { return .error(lastError) }
                 sawFirstLine = true
             } else {
-                if head.headers.count >= limits.maxHeaders {
-                    return .error(kind == .request ? .headersTooLarge : .badRequest("too many headers"))
-                }
+                if head.headers.count >= limits.maxHeaders { return .error(tooManyHeaders) }
                 guard parseField(buf, &p) else { return .error(lastError) }
             }
             lineStart = i + 1
+            scan.restart(at: lineStart, firstLine: false, kind: kind)
             i += 1
         }
-        scanned = i
-        if n - leading > limits.maxHeadBytes {
-            if !sawFirstLine && kind == .request { return .error(.uriTooLong) }
-            return .error(kind == .request ? .headersTooLarge : .badRequest("response head too large"))
-        }
-        if !sawFirstLine && kind == .request && n - leading > limits.maxTargetBytes + 32 {
-            return .error(.uriTooLong)
-        }
+        scanned = n
+        let limit = leading + limits.maxHeadBytes
+        if let e = validateLine(buf, upTo: min(n, limit)) { return .error(e) }
+        if n > limit { return .error(sizeError) }
         return .needMore
+    }
+
+    /// The answer to a head that does not end within `maxHeadBytes`.
+    var sizeError: HTTPError {
+        if kind == .response { return .badRequest("response head too large") }
+        return sawFirstLine ? .headersTooLarge : .uriTooLong
+    }
+
+    var tooManyHeaders: HTTPError {
+        kind == .request ? .headersTooLarge : .badRequest("too many headers")
+    }
+
+    /// Runs the unfinished line's validator over the bytes up to `end`.
+    private mutating func validateLine(_ buf: UnsafeRawBufferPointer, upTo end: Int) -> HTTPError? {
+        scan.run(buf, upTo: end, lineStart: lineStart, limits: limits, headers: head.headers.count)
     }
 
     private var lastError: HTTPError = .badRequest("malformed")
 
-    /// A CR not followed by LF, or a line starting with whitespace after the start line (obs-fold),
-    /// in the unfinished line from `lineStart`; `from` is where this feed's new bytes begin.
-    private func partialLineError(_ buf: UnsafeRawBufferPointer, from: Int) -> HTTPError? {
-        if sawFirstLine && lineStart < buf.count && (buf[lineStart] == 0x20 || buf[lineStart] == 0x09) {
-            return .badRequest("obsolete line folding")
-        }
-        var k = max(from - 1, lineStart)
-        while k < buf.count - 1 {
-            if buf[k] == 0x0D { return .badRequest("bare CR") }
-            k += 1
-        }
-        return nil
-    }
-
-    private mutating func fail(_ e: HTTPError) -> Int? {
+    private mutating func fail(_ e: HTTPError) -> Bool {
         lastError = e
-        return nil
+        return false
     }
 
-    /// Parses `version` ("HTTP/1.1") at p; returns the minor version.
+    /// Parses `version` ("HTTP/1.1") at p; returns the minor version. Every malformed version is
+    /// 400; only a well-formed one other than 1.0 or 1.1 is 505 (as `LineScan` decides it).
     private mutating func parseVersion(_ buf: UnsafeRawBufferPointer, _ p: Int) -> Int? {
-        guard p + 8 <= buf.count else { lastError = .badRequest("bad version"); return nil }
-        let prefix: StaticString = "HTTP/"
-        for k in 0..<5 where buf[p + k] != prefix.utf8Start[k] {
-            lastError = .badRequest("bad version")
-            return nil
+        switch Self.versionVerdict(buf, p) {
+        case .some(.success(let minor)): return minor
+        case .some(.failure(let e)): lastError = e; return nil
+        case .none: lastError = .badRequest("bad version"); return nil
         }
+    }
+
+    /// The verdict on the 8 bytes of a version at p, or nil if fewer than 8 bytes are there.
+    static func versionVerdict(_ buf: UnsafeRawBufferPointer, _ p: Int) -> Result<Int, HTTPError>? {
+        guard p + 8 <= buf.count else { return nil }
+        let prefix: StaticString = "HTTP/"
+        for k in 0..<5 where buf[p + k] != prefix.utf8Start[k] { return .failure(.badRequest("bad version")) }
         let major = buf[p + 5], dot = buf[p + 6], minor = buf[p + 7]
         guard dot == UInt8(ascii: "."), major >= 0x30, major <= 0x39, minor >= 0x30, minor <= 0x39 else {
-            lastError = .badRequest("bad version")
-            return nil
+            return .failure(.badRequest("bad version"))
         }
-        guard major == UInt8(ascii: "1") else { lastError = .versionNotSupported; return nil }
-        return minor == UInt8(ascii: "0") ? 0 : 1
+        guard major == UInt8(ascii: "1"), minor <= UInt8(ascii: "1") else { return .failure(.versionNotSupported) }
+        return .success(minor == UInt8(ascii: "0") ? 0 : 1)
     }
 
-    private mutating func parseRequestLine(_ buf: UnsafeRawBufferPointer, _ p: inout Int) -> Int? {
+    /// method SP request-target SP HTTP-version CRLF; each part is checked before the next, in the
+    /// order `LineScan` checks them.
+    private mutating func parseRequestLine(_ buf: UnsafeRawBufferPointer, _ p: inout Int) -> Bool {
         let s = p
         while ByteClass.isToken(buf[p]) { p += 1 }
+        if p - s > limits.maxMethodBytes { return fail(.notImplemented("method too long")) }
         guard p > s, buf[p] == 0x20 else { return fail(.badRequest("bad method")) }
         head.method = ByteRange(start: s, count: p - s)
         head.methodKind = Method.classify(buf, head.method)
         p += 1
         let t = p
         while ByteClass.isTarget(buf[p]) { p += 1 }
+        if p - t > limits.maxTargetBytes { return fail(.uriTooLong) }
         guard p > t, buf[p] == 0x20 else {
             return fail(buf[p] >= 0x80 || buf[p] < 0x20 && buf[p] != 0x0D ? .badRequest("bad byte in request-target") : .badRequest("bad request-target"))
         }
-        if p - t > limits.maxTargetBytes { return fail(.uriTooLong) }
         head.target = ByteRange(start: t, count: p - t)
+        switch RequestTarget.form(buf, method: head.methodKind, target: head.target) {
+        case .invalid(let e): return fail(e)
+        case .absolute(let authority, let path):
+            head.targetAuthority = authority
+            head.targetPath = path
+        case .other: break
+        }
         p += 1
-        guard let minor = parseVersion(buf, p) else { return nil }
-        if minor != 1 && buf[p + 7] != UInt8(ascii: "0") { return fail(.versionNotSupported) }
+        guard let minor = parseVersion(buf, p) else { return false }
         head.versionMinor = minor
         p += 8
         guard buf[p] == 0x0D, buf[p + 1] == 0x0A else { return fail(.badRequest("bad request line")) }
-        let first = buf[head.target.start]
-        switch head.methodKind {
-        case .connect: break
-        case .options where first == UInt8(ascii: "*") && head.target.count == 1: break
-        default:
-            if first != UInt8(ascii: "/") && !(head.target.count > 7 && (buf.equalsLowercase(ByteRange(start: t, count: 7), "http://") || buf.equalsLowercase(ByteRange(start: t, count: 8), "https://"))) {
-                return fail(.badRequest("bad request-target"))
-            }
-        }
-        return p + 2
+        p += 2
+        return true
     }
 
-    private mutating func parseStatusLine(_ buf: UnsafeRawBufferPointer, _ p: inout Int) -> Int? {
-        guard let minor = parseVersion(buf, p) else { return nil }
+    private mutating func parseStatusLine(_ buf: UnsafeRawBufferPointer, _ p: inout Int) -> Bool {
+        guard let minor = parseVersion(buf, p) else { return false }
         head.versionMinor = minor
         p += 8
         guard buf[p] == 0x20 else { return fail(.badRequest("bad status line")) }
@@ -207,7 +222,8 @@ public struct HeadParser: Sendable {
             head.reason = ByteRange(start: r, count: p - r)
         }
         guard buf[p] == 0x0D, buf[p + 1] == 0x0A else { return fail(.badRequest("bad status line")) }
-        return p + 2
+        p += 2
+        return true
     }
 
     private mutating func parseField(_ buf: UnsafeRawBufferPointer, _ p: inout Int) -> Bool {

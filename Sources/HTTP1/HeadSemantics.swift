@@ -10,42 +10,27 @@ extension HeadParser {
             let f = head.headers[idx]
             switch f.kind {
             case .contentLength:
-                guard let v = parseContentLength(buf, f.value) else { return .error(.badRequest("bad Content-Length")) }
-                if let existing = head.contentLength, existing != v { return .error(.badRequest("conflicting Content-Length")) }
+                // RFC 9110 §8.6: repeats of one value (as lines or a list) are one Content-Length;
+                // only the first line goes on, cut to its first element.
+                guard let (v, first) = contentLength(buf, f.value) else { return .error(.badRequest("bad Content-Length")) }
+                if let existing = head.contentLength {
+                    if existing != v { return .error(.badRequest("conflicting Content-Length")) }
+                    head.headers[idx].dropped = true
+                } else {
+                    head.headers[idx].value = first
+                }
                 head.contentLength = v
             case .transferEncoding:
                 sawTE = true
-                var bad = false
-                forEachToken(buf, f.value) { tok, isLast in
-                    if buf.equalsLowercase(tok, "chunked") {
-                        if head.chunked { bad = true }  // chunked twice
-                        head.chunked = true
-                    } else {
-                        if head.chunked { bad = true }  // a coding after chunked
-                        head.otherTransferCoding = true
-                    }
-                    _ = isLast
-                }
-                if bad || f.value.count == 0 { return .error(.badRequest("bad Transfer-Encoding")) }
+                guard transferCodings(buf, f.value) else { return .error(.badRequest("bad Transfer-Encoding")) }
             case .connection:
-                var bad = false
-                forEachToken(buf, f.value) { tok, _ in
-                    if buf.equalsLowercase(tok, "close") { connectionClose = true }
-                    else if buf.equalsLowercase(tok, "keep-alive") { connectionKeepAlive = true }
-                    else if buf.equalsLowercase(tok, "upgrade") { head.upgrade = true }
-                    else {
-                        for j in head.headers.indices where head.headers[j].name.count == tok.count && equalsIgnoringCase(buf, head.headers[j].name, tok) {
-                            head.headers[j].namedByConnection = true
-                        }
-                    }
-                    for k in 0..<tok.count where !ByteClass.isToken(buf[tok.start + k]) { bad = true }
-                }
-                if bad { return .error(.badRequest("bad Connection header")) }
+                if let e = connectionOptions(buf, f.value, &connectionClose, &connectionKeepAlive) { return .error(e) }
             case .smuggled:
-                return .error(.badRequest("framing header spelled with underscore"))
+                return .error(.badRequest("field name reads as a framing or forwarding field"))
             case .host:
                 hosts += 1
                 head.host = f.value
+                if kind == .request && !HostValue.isValid(buf, f.value) { return .error(.badRequest("bad Host")) }
             case .expect where kind == .request:
                 if buf.equalsLowercase(f.value, "100-continue") { head.expectContinue = true } else { return .error(.expectationFailed) }
             default:
@@ -65,19 +50,15 @@ extension HeadParser {
             }
             if hosts > 1 { return .error(.badRequest("duplicate Host")) }
             if head.versionMinor == 1 && hosts == 0 { return .error(.badRequest("missing Host")) }
-            if let host = head.host {
-                for k in 0..<host.count {
-                    let b = buf[host.start + k]
-                    if b <= 0x20 || b == UInt8(ascii: "/") || b == UInt8(ascii: ",") || b == UInt8(ascii: "@") || b >= 0x7F {
-                        return .error(.badRequest("bad Host"))
-                    }
-                }
-            }
+            // RFC 9112 §3.2.2: the absolute form's authority is the Host; the client's is replaced.
+            if let a = head.targetAuthority { head.host = a }
             if head.methodKind == .connect { return .error(.notImplemented("CONNECT is not supported")) }
         case .response:
             if sawTE && head.contentLength != nil {
-                // RFC 9112 §6.3: Transfer-Encoding wins, and the connection must not be reused.
+                // RFC 9112 §6.3: Transfer-Encoding wins, the Content-Length is removed before
+                // forwarding, and the connection must not be reused.
                 head.contentLength = nil
+                for idx in head.headers.indices where head.headers[idx].kind == .contentLength { head.headers[idx].dropped = true }
                 connectionClose = true
             }
         }
@@ -85,7 +66,22 @@ extension HeadParser {
         return .complete
     }
 
-    private func parseContentLength(_ buf: UnsafeRawBufferPointer, _ r: ByteRange) -> UInt64? {
+    /// Content-Length = 1*DIGIT, or a list of one value repeated ("5, 5"): the value and the span
+    /// of its first element.
+    private func contentLength(_ buf: UnsafeRawBufferPointer, _ r: ByteRange) -> (UInt64, ByteRange)? {
+        var value: UInt64?
+        var first: ByteRange?
+        var ok = true
+        forEachElement(buf, r) { e in
+            guard ok, let v = digits(buf, e), value == nil || value == v else { ok = false; return }
+            value = v
+            if first == nil { first = e }
+        }
+        guard ok, let v = value, let f = first else { return nil }
+        return (v, f)
+    }
+
+    private func digits(_ buf: UnsafeRawBufferPointer, _ r: ByteRange) -> UInt64? {
         guard r.count > 0, r.count <= 18 else { return nil }
         var v: UInt64 = 0
         for k in 0..<r.count {
@@ -96,22 +92,68 @@ extension HeadParser {
         return v
     }
 
+    /// Reads the codings of one Transfer-Encoding line into the head. Refuses an empty list, an
+    /// empty element ("chunked, ", ", chunked", "gzip,,chunked": a backend that reads the list
+    /// differently would frame differently, so we refuse rather than rewrite it), chunked twice,
+    /// and a coding after chunked.
+    private mutating func transferCodings(_ buf: UnsafeRawBufferPointer, _ r: ByteRange) -> Bool {
+        var ok = r.count > 0
+        forEachElement(buf, r) { tok in
+            if tok.count == 0 { ok = false; return }
+            if head.chunked { ok = false }  // chunked twice, or a coding after chunked
+            if buf.equalsLowercase(tok, "chunked") { head.chunked = true } else { head.otherTransferCoding = true }
+        }
+        return ok
+    }
+
+    /// Reads the options of one Connection line. Refuses an option that names a field a backend
+    /// must see as sent (framing, Host) or one the proxy sets (X-Forwarded-*), or a lookalike of
+    /// one: a backend that honours it drops that field, and the framing or the trust it carries
+    /// is gone past the proxy.
+    private mutating func connectionOptions(_ buf: UnsafeRawBufferPointer, _ r: ByteRange, _ close: inout Bool, _ keepAlive: inout Bool) -> HTTPError? {
+        var error: HTTPError?
+        forEachElement(buf, r) { tok in
+            guard error == nil, tok.count > 0 else { return }
+            for k in 0..<tok.count where !ByteClass.isToken(buf[tok.start + k]) {
+                error = .badRequest("bad Connection header")
+                return
+            }
+            if buf.equalsLowercase(tok, "close") { close = true; return }
+            if buf.equalsLowercase(tok, "keep-alive") { keepAlive = true; return }
+            if buf.equalsLowercase(tok, "upgrade") { head.upgrade = true; return }
+            switch HeaderKind.classify(buf, tok) {
+            case .contentLength, .transferEncoding, .host, .xForwardedFor, .xForwardedProto, .xForwardedHost, .smuggled:
+                error = .badRequest("Connection names a framing or forwarding field")
+                return
+            default:
+                break
+            }
+            for j in head.headers.indices where head.headers[j].name.count == tok.count && equalsIgnoringCase(buf, head.headers[j].name, tok) {
+                head.headers[j].namedByConnection = true
+            }
+        }
+        return error
+    }
+
     private func equalsIgnoringCase(_ buf: UnsafeRawBufferPointer, _ a: ByteRange, _ b: ByteRange) -> Bool {
         for k in 0..<a.count where ByteClass.lower(buf[a.start + k]) != ByteClass.lower(buf[b.start + k]) { return false }
         return true
     }
 
-    /// Calls `body` for each comma-separated, whitespace-trimmed, non-empty element of a list value.
-    private func forEachToken(_ buf: UnsafeRawBufferPointer, _ r: ByteRange, _ body: (ByteRange, Bool) -> Void) {
+    /// Calls `body` for each comma-separated element of a list value, trimmed of whitespace;
+    /// empty elements are passed too (count 0), each caller decides what they mean.
+    private func forEachElement(_ buf: UnsafeRawBufferPointer, _ r: ByteRange, _ body: (ByteRange) -> Void) {
         var p = r.start
         let end = r.end
-        while p < end {
-            while p < end && (buf[p] == 0x20 || buf[p] == 0x09 || buf[p] == UInt8(ascii: ",")) { p += 1 }
-            let s = p
-            while p < end && buf[p] != UInt8(ascii: ",") { p += 1 }
-            var e = p
+        while p <= end {
+            var s = p
+            while s < end && (buf[s] == 0x20 || buf[s] == 0x09) { s += 1 }
+            var c = s
+            while c < end && buf[c] != UInt8(ascii: ",") { c += 1 }
+            var e = c
             while e > s && (buf[e - 1] == 0x20 || buf[e - 1] == 0x09) { e -= 1 }
-            if e > s { body(ByteRange(start: s, count: e - s), p >= end) }
+            body(ByteRange(start: s, count: e - s))
+            p = c + 1
         }
     }
 }

@@ -3,7 +3,8 @@ public enum HeaderKind: UInt8, Sendable {
     case other
     case contentLength, transferEncoding, connection, host, keepAlive, te, trailer, upgrade
     case proxyConnection, expect, xForwardedFor, xForwardedProto, xForwardedHost
-    /// A framing header spelled with '_' for '-': some servers fold it into the real one.
+    /// A name that is not a framing or forwarding field but that a lenient server reads as one
+    /// (`Transfer_Encoding`, `content--length`, `X-Forwarded-For_`): see `FieldName`.
     case smuggled
 
     /// Headers that describe one hop only (RFC 9110 §7.6.1) and are never forwarded as they are.
@@ -14,10 +15,16 @@ public enum HeaderKind: UInt8, Sendable {
         }
     }
 
+    /// Exact names first, by length; only a name that is none of them is checked as a lookalike.
     static func classify(_ buf: UnsafeRawBufferPointer, _ name: ByteRange) -> HeaderKind {
+        let kind = classifyExact(buf, name)
+        if kind == .other && FieldName.isLookalike(buf, name) { return .smuggled }
+        return kind
+    }
+
+    @inline(__always)
+    static func classifyExact(_ buf: UnsafeRawBufferPointer, _ name: ByteRange) -> HeaderKind {
         switch name.count {
-        case 14 where buf.equalsLowercaseUnderscored(name, "content-length"): return .smuggled
-        case 17 where buf.equalsLowercaseUnderscored(name, "transfer-encoding"): return .smuggled
         case 2: return buf.equalsLowercase(name, "te") ? .te : .other
         case 4: return buf.equalsLowercase(name, "host") ? .host : .other
         case 6: return buf.equalsLowercase(name, "expect") ? .expect : .other
@@ -51,4 +58,13 @@ public struct HeaderField: Sendable {
     public var kind: HeaderKind
     /// Named by the Connection header, so hop-by-hop for this message.
     public var namedByConnection = false
+    /// Not forwarded though end-to-end: a repeat of a Content-Length already forwarded, or a
+    /// Content-Length that Transfer-Encoding overrides (RFC 9112 §6.3).
+    public var dropped = false
+
+    public init(name: ByteRange, value: ByteRange, kind: HeaderKind) {
+        self.name = name
+        self.value = value
+        self.kind = kind
+    }
 }

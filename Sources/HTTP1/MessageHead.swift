@@ -5,6 +5,11 @@ public struct MessageHead: Sendable {
     public var method = ByteRange(start: 0, count: 0)
     public var methodKind: Method = .other
     public var target = ByteRange(start: 0, count: 0)
+    /// For an absolute-form target (`http://a:8080/p?q`): its authority (`a:8080`), which is then
+    /// also `host` (RFC 9112 §3.2.2), and what follows it (`/p?q`; empty or starting with '?'
+    /// when the path is empty). Nil for every other form.
+    public var targetAuthority: ByteRange?
+    public var targetPath = ByteRange(start: 0, count: 0)
     // Status line.
     public var status = 0
     public var reason = ByteRange(start: 0, count: 0)
@@ -35,6 +40,8 @@ public struct MessageHead: Sendable {
         method = ByteRange(start: 0, count: 0)
         methodKind = .other
         target = ByteRange(start: 0, count: 0)
+        targetAuthority = nil
+        targetPath = ByteRange(start: 0, count: 0)
         status = 0
         reason = ByteRange(start: 0, count: 0)
         versionMinor = 1

@@ -35,11 +35,52 @@ enum HeadRewriter {
         return true
     }
 
+    /// Whether the request tries to pass as the client-certificate subject header `lower` (the
+    /// configured name, lowercase), which only the proxy may set: a `Connection` option naming it
+    /// (a backend honouring it would drop the proxy's line), or a field whose name reads as it to
+    /// a lenient server without being it (`X_Client_Subject` when the header is X-Client-Subject;
+    /// the exact name is simply left out by `request`). Such a request is answered 400.
+    static func spoofsClientSubject(_ p: UnsafeRawPointer, _ head: MessageHead, _ lower: UnsafeRawBufferPointer) -> Bool {
+        let buf = UnsafeRawBufferPointer(start: p, count: head.end)
+        for f in head.headers {
+            if f.kind == .connection {
+                var s = f.value.start
+                while s < f.value.end {
+                    var e = s
+                    while e < f.value.end && buf[e] != UInt8(ascii: ",") { e += 1 }
+                    var a = s, b = e
+                    while a < b && (buf[a] == 0x20 || buf[a] == 0x09) { a += 1 }
+                    while b > a && (buf[b - 1] == 0x20 || buf[b - 1] == 0x09) { b -= 1 }
+                    if b > a && FieldName.readsAs(buf, ByteRange(start: a, count: b - a), lower) { return true }
+                    s = e + 1
+                }
+            } else if f.kind == .other && !named(p, f, lower) && FieldName.readsAs(buf, f.name, lower) {
+                return true
+            }
+        }
+        return false
+    }
+
+    /// The request line: origin-form as received, or for an absolute-form target the part after
+    /// the authority ("/" when the path is empty), as RFC 9112 §3.2.2 has a proxy forward it.
+    @inline(__always)
+    static func requestLine(_ iov: IOVecList, _ p: UnsafeRawPointer, _ head: MessageHead) {
+        if head.targetAuthority == nil {
+            iov.add(p + head.method.start, head.target.end - head.method.start)
+        } else {
+            iov.add(p + head.method.start, head.target.start - head.method.start)
+            let path = head.targetPath
+            if path.count == 0 || p.load(fromByteOffset: path.start, as: UInt8.self) == UInt8(ascii: "?") { iov.add("/") }
+            iov.add(p + path.start, path.count)
+        }
+        iov.add(" HTTP/1.1\r\n")
+    }
+
     /// The request to a backend: always HTTP/1.1 keep-alive, with X-Forwarded-For/-Proto/-Host.
+    /// An absolute-form target's authority is sent as Host in place of the client's.
     static func request(_ iov: IOVecList, _ p: UnsafeRawPointer, _ head: MessageHead, peer: UnsafeRawBufferPointer,
                         hostLine: UnsafeRawBufferPointer, client: ClientFacts = ClientFacts()) {
-        iov.add(p + head.method.start, head.target.end - head.method.start)
-        iov.add(" HTTP/1.1\r\n")
+        requestLine(iov, p, head)
         var sawXFF = false
         for f in head.headers {
             switch f.kind {
@@ -47,11 +88,18 @@ enum HeadRewriter {
                 sawXFF = true
             case .xForwardedProto, .xForwardedHost, .expect:
                 continue
+            case .host where head.targetAuthority != nil:
+                continue
             default:
-                if f.kind.isHopByHop || f.namedByConnection { continue }
+                if f.kind.isHopByHop || f.namedByConnection || f.dropped { continue }
                 if let n = client.subjectName, f.kind == .other, named(p, f, n) { continue }  // only we say who the client is
                 addField(iov, p, f)
             }
+        }
+        if let a = head.targetAuthority {
+            iov.add("Host: ")
+            iov.add(p + a.start, a.count)
+            iov.add("\r\n")
         }
         iov.add("X-Forwarded-For: ")
         if sawXFF {
@@ -85,7 +133,7 @@ enum HeadRewriter {
             iov.add(p + head.start + 8, lineEnd - head.start - 8)
         }
         for f in head.headers {
-            if f.kind.isHopByHop || f.namedByConnection { continue }
+            if f.kind.isHopByHop || f.namedByConnection || f.dropped { continue }
             if dechunk && f.kind == .transferEncoding { continue }
             addField(iov, p, f)
         }
