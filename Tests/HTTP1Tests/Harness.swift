@@ -11,14 +11,15 @@ struct Outcome: Equatable {
     var error: HTTPError?
 }
 
-/// Feeds `bytes` as a stream arriving in two pieces split at `split` (nil: in one piece) to the
-/// request or response parser and body framer, exactly as the proxy does.
-func drive(_ bytes: [UInt8], kind: HeadParser.Kind, split: Int? = nil, requestMethod: Method = .get) -> Outcome {
+/// Feeds `bytes` as a stream arriving in two pieces split at `split` (nil: in one piece), or as the
+/// pieces ending at each offset of `arrivals`, to the request or response parser and body framer,
+/// exactly as the proxy does.
+func drive(_ bytes: [UInt8], kind: HeadParser.Kind, split: Int? = nil, arrivals: [Int]? = nil, requestMethod: Method = .get) -> Outcome {
     var parser = HeadParser(kind: kind)
     var framer: BodyFramer?
     var base = 0
     var messages = 0
-    let arrivals = split.map { [$0, bytes.count] } ?? [bytes.count]
+    let arrivals = arrivals ?? split.map { [$0, bytes.count] } ?? [bytes.count]
     for avail in arrivals {
         while true {
             let slice = bytes[base..<avail].withUnsafeBytes { Array($0) }

@@ -1,0 +1,86 @@
+import HTTP1
+@testable import Proxy
+import Testing
+
+/// Input head → the exact head bytes forwarded, for requests toward backends and responses
+/// toward clients.
+@Suite("Header rewriter")
+struct HeadRewriterTests {
+    static let xf = "X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: http\r\n"
+
+    static let requests: [(String, String)] = [
+        ("GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n",
+         "GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n" + xf + "X-Forwarded-Host: a\r\n\r\n"),
+        ("GET /x HTTP/1.0\r\n\r\n",
+         "GET /x HTTP/1.1\r\n" + xf + "Host: backend:80\r\n\r\n"),
+        // Hop-by-hop fields, the fields Connection names, Expect and the client's X-Forwarded-Proto/-Host go.
+        ("PUT /u HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\nKeep-Alive: 5\r\nX-Secret: s\r\nTE: trailers\r\nTrailer: X\r\nProxy-Connection: x\r\nUpgrade: h2c\r\nExpect: 100-continue\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\nX-Keep: k\r\nContent-Length: 0\r\n\r\n",
+         "PUT /u HTTP/1.1\r\nHost: a\r\nX-Keep: k\r\nContent-Length: 0\r\n" + xf + "X-Forwarded-Host: a\r\n\r\n"),
+        // The client's X-Forwarded-For is kept, with the peer appended.
+        ("GET / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1\r\nHost: a\r\nX-Forwarded-For: 2.2.2.2\r\n\r\n",
+         "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\r\n"),
+        // Repeated identical Content-Length: exactly one line.
+        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nX: 1\r\nContent-Length: 5\r\n\r\n",
+         "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nX: 1\r\n" + xf + "X-Forwarded-Host: a\r\n\r\n"),
+        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
+         "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n" + xf + "X-Forwarded-Host: a\r\n\r\n"),
+        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5 ,5\r\nContent-Length: 5\r\n\r\n",
+         "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n" + xf + "X-Forwarded-Host: a\r\n\r\n"),
+        // Absolute form: origin-form target, and the authority as Host in place of the client's.
+        ("GET http://a.example:8080/p?q HTTP/1.1\r\nHost: b\r\nX: 1\r\n\r\n",
+         "GET /p?q HTTP/1.1\r\nX: 1\r\nHost: a.example:8080\r\n" + xf + "X-Forwarded-Host: a.example:8080\r\n\r\n"),
+        ("GET http://a.example HTTP/1.1\r\nHost: a.example\r\n\r\n",
+         "GET / HTTP/1.1\r\nHost: a.example\r\n" + xf + "X-Forwarded-Host: a.example\r\n\r\n"),
+        ("OPTIONS HTTPS://a.example?q=1 HTTP/1.0\r\n\r\n",
+         "OPTIONS /?q=1 HTTP/1.1\r\nHost: a.example\r\n" + xf + "X-Forwarded-Host: a.example\r\n\r\n"),
+        // Trailing whitespace of a value is not forwarded.
+        ("GET / HTTP/1.1\r\nHost: a\r\nX: a \t\r\n\r\n",
+         "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n" + xf + "X-Forwarded-Host: a\r\n\r\n"),
+    ]
+
+    @Test("request heads forwarded to a backend", arguments: requests)
+    func request(_ c: (String, String)) throws {
+        let input = Array(c.0.utf8)
+        let head = try Rewrite.parse(input, kind: .request).get()
+        let out = String(decoding: Rewrite.request(input, head), as: UTF8.self)
+        #expect(out == c.1, "\(c.0.debugDescription)\n got \(out.debugDescription)\nwant \(c.1.debugDescription)")
+    }
+
+    @Test("the client-certificate subject header is only ever the proxy's")
+    func subject() throws {
+        let input = Array("GET / HTTP/1.1\r\nHost: a\r\nX-Client-Subject: CN=forged\r\n\r\n".utf8)
+        let head = try Rewrite.parse(input, kind: .request).get()
+        let out = String(decoding: Rewrite.request(input, head, tls: true, subjectName: Array("x-client-subject".utf8),
+                                                   subjectLine: Array("X-Client-Subject: CN=me\r\n".utf8)), as: UTF8.self)
+        #expect(out == "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nX-Client-Subject: CN=me\r\nX-Forwarded-Host: a\r\n\r\n")
+    }
+
+    /// (input, close, keepAlive10, dechunk, forwarded).
+    static let responses: [(String, Bool, Bool, Bool, String)] = [
+        ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nX: y\r\n\r\n", false, false, false,
+         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX: y\r\n\r\n"),
+        ("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n", true, false, false,
+         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"),
+        ("HTTP/1.1 204 No Content\r\n\r\n", false, true, false,
+         "HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n"),
+        ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2, 2\r\n\r\n", false, false, false,
+         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"),
+        ("HTTP/1.1 200 OK\r\nContent-Length: 2 , 2\r\n\r\n", false, false, false,
+         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"),
+        // RFC 9112 §6.3: the Content-Length that Transfer-Encoding overrides is removed.
+        ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", true, false, false,
+         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X\r\nX: 1\r\n\r\n", false, false, true,
+         "HTTP/1.1 200 OK\r\nX: 1\r\n\r\n"),
+        ("HTTP/1.1 200\r\nUpgrade: h2\r\nProxy-Connection: x\r\nTE: x\r\n\r\n", true, false, false,
+         "HTTP/1.1 200\r\nConnection: close\r\n\r\n"),
+    ]
+
+    @Test("response heads forwarded to a client", arguments: responses)
+    func response(_ c: (String, Bool, Bool, Bool, String)) throws {
+        let input = Array(c.0.utf8)
+        let head = try Rewrite.parse(input, kind: .response).get()
+        let out = String(decoding: Rewrite.response(input, head, close: c.1, keepAlive10: c.2, dechunk: c.3), as: UTF8.self)
+        #expect(out == c.4, "\(c.0.debugDescription)\n got \(out.debugDescription)\nwant \(c.4.debugDescription)")
+    }
+}
