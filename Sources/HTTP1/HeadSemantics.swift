@@ -21,6 +21,8 @@ extension HeadParser {
                 }
                 head.contentLength = v
             case .transferEncoding:
+                // One line only: a backend that reads only the first or the last line frames otherwise.
+                if sawTE { return .error(.badRequest("repeated Transfer-Encoding")) }
                 sawTE = true
                 guard transferCodings(buf, f.value) else { return .error(.badRequest("bad Transfer-Encoding")) }
             case .connection:
@@ -92,18 +94,30 @@ extension HeadParser {
         return v
     }
 
-    /// Reads the codings of one Transfer-Encoding line into the head. Refuses an empty list, an
+    /// Reads the codings of the Transfer-Encoding line into the head. Refuses an empty list, an
     /// empty element ("chunked, ", ", chunked", "gzip,,chunked": a backend that reads the list
     /// differently would frame differently, so we refuse rather than rewrite it), chunked twice,
-    /// and a coding after chunked.
+    /// a coding after chunked, and a coding that only contains "chunked" ("xchunked",
+    /// "chunked;q=1"), which a lenient reader takes for chunked where we do not.
     private mutating func transferCodings(_ buf: UnsafeRawBufferPointer, _ r: ByteRange) -> Bool {
         var ok = r.count > 0
         forEachElement(buf, r) { tok in
             if tok.count == 0 { ok = false; return }
             if head.chunked { ok = false }  // chunked twice, or a coding after chunked
-            if buf.equalsLowercase(tok, "chunked") { head.chunked = true } else { head.otherTransferCoding = true }
+            if buf.equalsLowercase(tok, "chunked") {
+                head.chunked = true
+            } else {
+                if containsChunked(buf, tok) { ok = false }
+                head.otherTransferCoding = true
+            }
         }
         return ok
+    }
+
+    private func containsChunked(_ buf: UnsafeRawBufferPointer, _ r: ByteRange) -> Bool {
+        guard r.count > 7 else { return false }
+        for s in r.start...(r.end - 7) where buf.equalsLowercase(ByteRange(start: s, count: 7), "chunked") { return true }
+        return false
     }
 
     /// Reads the options of one Connection line. Refuses an option that names a field a backend

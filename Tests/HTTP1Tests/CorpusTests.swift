@@ -42,6 +42,7 @@ struct CorpusTests {
             "content-length-019-error-on-content-length-overflow.http": lateLine,
             "content-length-020-error-on-duplicate-content-length.http": lateLine,
             "invalid-048-invalid-http-version.http": lateLine,
+            "transfer-encoding-103-post-with-chunked-as-last-transfer-encoding-multiple-headers.http": "two Transfer-Encoding lines are refused: a backend reading only one of them frames otherwise",
             "uri-119-host-port-and-basic-auth.http": "userinfo in an absolute-form target is refused (RFC 9110 §4.2.4); its authority becomes Host",
         ]
     }

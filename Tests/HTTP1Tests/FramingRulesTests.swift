@@ -42,6 +42,10 @@ struct FramingRulesTests {
         ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked,\r\n\r\n0\r\n\r\n", 400, 0),
         ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,\r\n\r\n0\r\n\r\n", 400, 0),
         ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", nil, 1),
+        // Found by the differential test: a second line, and codings a lenient reader takes for chunked.
+        ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, 0),
+        ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked, chunked\r\n\r\n0\r\n\r\n", 400, 0),
+        ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;q=1\r\n\r\n0\r\n\r\n", 400, 0),
     ]
 
     static let lookalikeNames: [Case] = [
@@ -123,6 +127,9 @@ struct FramingRulesTests {
         ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi", nil, 1),
         ("HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nhi", 400, 0),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, \r\n\r\n0\r\n\r\n", 400, 0),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", 400, 0),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, 0),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nuntil close", nil, 1),
         ("HTTP/1.1 200 OK\r\nTransfer--Encoding: chunked\r\nContent-Length: 2\r\n\r\nhi", 400, 0),
         ("HTTP/1.1 200 OK\r\nContent_Length: 2\r\n\r\nhi", 400, 0),
         ("HTTP/1.1 200 OK\r\nX-Forwarded-For_: 2\r\nContent-Length: 2\r\n\r\nhi", 400, 0),
