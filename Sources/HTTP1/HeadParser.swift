@@ -49,12 +49,11 @@ public struct HeadParser: Sendable {
     private var leading = 0
     private var sawFirstLine = false
     /// How far the unfinished line at `lineStart` has been validated.
-    var scan = LineScan()
+    private var scan = LineScan()
 
     public init(kind: Kind, limits: HeadLimits = HeadLimits()) {
         self.kind = kind
         self.limits = limits
-        scan.restart(at: 0, firstLine: true, kind: kind)
     }
 
     /// Forgets the previous head; call before parsing the next message.
@@ -63,7 +62,7 @@ public struct HeadParser: Sendable {
         lineStart = 0
         leading = 0
         sawFirstLine = false
-        scan.restart(at: 0, firstLine: true, kind: kind)
+        scan.invalidate()
         head.reset()
     }
 
@@ -74,10 +73,10 @@ public struct HeadParser: Sendable {
         let n = buf.count
         guard let base = buf.baseAddress else { return .needMore }
         var i = scanned
+        var limit = leading + limits.maxHeadBytes
         while i < n {
             guard let hit = memchr(base + i, 0x0A, n - i) else { break }
             i = base.distance(to: UnsafeRawPointer(hit))
-            let limit = leading + limits.maxHeadBytes
             if i >= limit || i == lineStart || buf[i - 1] != 0x0D {
                 // The line's own bytes (up to the limit) decide first, then the limit, then the bare LF.
                 scanned = i
@@ -89,7 +88,7 @@ public struct HeadParser: Sendable {
                     // RFC 9112 §2.2: ignore empty lines before the request-line.
                     leading = i + 1
                     lineStart = i + 1
-                    scan.restart(at: lineStart, firstLine: true, kind: kind)
+                    limit = leading + limits.maxHeadBytes
                     i += 1
                     continue
                 }
@@ -109,11 +108,9 @@ public struct HeadParser: Sendable {
                 guard parseField(buf, &p) else { return .error(lastError) }
             }
             lineStart = i + 1
-            scan.restart(at: lineStart, firstLine: false, kind: kind)
             i += 1
         }
         scanned = n
-        let limit = leading + limits.maxHeadBytes
         if let e = validateLine(buf, upTo: min(n, limit)) { return .error(e) }
         if n > limit { return .error(sizeError) }
         return .needMore
@@ -129,9 +126,11 @@ public struct HeadParser: Sendable {
         kind == .request ? .headersTooLarge : .badRequest("too many headers")
     }
 
-    /// Runs the unfinished line's validator over the bytes up to `end`.
+    /// Runs the unfinished line's validator over the bytes up to `end`, from the line's start the
+    /// first time it sees this line (so a head that arrives whole never touches it).
     private mutating func validateLine(_ buf: UnsafeRawBufferPointer, upTo end: Int) -> HTTPError? {
-        scan.run(buf, upTo: end, lineStart: lineStart, limits: limits, headers: head.headers.count)
+        if scan.line != lineStart { scan.restart(at: lineStart, firstLine: !sawFirstLine, kind: kind) }
+        return scan.run(buf, upTo: end, lineStart: lineStart, limits: limits, headers: head.headers.count)
     }
 
     private var lastError: HTTPError = .badRequest("malformed")

@@ -14,6 +14,8 @@ struct LineScan: Sendable {
         case afterCR
     }
 
+    /// The line being checked (its first byte), or -1 before the first.
+    private(set) var line = -1
     private(set) var pos = 0
     private var phase = Phase.method
     private var kind = HeadParser.Kind.request
@@ -21,7 +23,10 @@ struct LineScan: Sendable {
     private var count = 0
     private var partStart = 0
 
+    mutating func invalidate() { line = -1 }
+
     mutating func restart(at p: Int, firstLine: Bool, kind: HeadParser.Kind) {
+        line = p
         pos = p
         count = 0
         partStart = p
