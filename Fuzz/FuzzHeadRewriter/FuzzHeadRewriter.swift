@@ -92,7 +92,13 @@ func checkRequest(_ p: UnsafeRawBufferPointer, _ req: MessageHead, tls: Bool, su
     let fwd = reparse(.request, out, what)
     out.withUnsafeBytes { o in
         let c = FieldCensus(fwd, o)
-        require(bytes(o, fwd.method) == bytes(p, req.method) && bytes(o, fwd.target) == bytes(p, req.target) && fwd.versionMinor == 1,
+        // An absolute-form target is sent in origin form ("/" when its path is empty), RFC 9112 §3.2.2.
+        var target = bytes(p, req.target)
+        if req.targetAuthority != nil {
+            target = bytes(p, req.targetPath)
+            if target.first != UInt8(ascii: "/") { target.insert(UInt8(ascii: "/"), at: 0) }
+        }
+        require(bytes(o, fwd.method) == bytes(p, req.method) && bytes(o, fwd.target) == target && fwd.versionMinor == 1,
                 "\(what()): request line changed to \"\(quoted(UnsafeRawBufferPointer(rebasing: o[0..<fwd.target.end])))\"")
         require(fwd.requestFraming == req.requestFraming, "\(what()): framing \(req.requestFraming) sent as \(fwd.requestFraming)")
         checkFraming(c, req.requestFraming, what())
