@@ -89,6 +89,7 @@ extension ClientSession {
         let head = ws.request.head
         let inb = inbound.buffer!
         let afterHead = inb.readIndex + head.end
+        if spoofsClientSubject(head, inb) { return .failure(.badRequest("client subject header named by Connection or spelled alike")) }
         if ctx.config.limits.maxBodyBytes > 0, let n = head.contentLength, n > ctx.config.limits.maxBodyBytes {
             return .failure(.bodyTooLarge)
         }
@@ -97,6 +98,15 @@ extension ClientSession {
         if let e = pre.error { return .failure(e) }
         requestEnd = afterHead + pre.consumed
         return .success(RequestPlan(head: head, framer: framer, buffered: pre.consumed, bodyDone: pre.done))
+    }
+
+    /// Whether the request names the client-certificate subject header (which only the proxy
+    /// sets) in its Connection header, or sends a lookalike spelling of it.
+    private func spoofsClientSubject(_ head: MessageHead, _ inb: IOBuffer) -> Bool {
+        guard let c = tls?.context, c.forwardsClientSubject else { return false }
+        return c.clientSubjectHeaderLowercased.withUnsafeBytes {
+            HeadRewriter.spoofsClientSubject(UnsafeRawPointer(inb.base + inb.readIndex), head, $0)
+        }
     }
 
     /// A failure from acquiring, with the server it happened on (for a connect error).

@@ -155,6 +155,11 @@ struct TLSTests {
         let head = ok.output.lowercased()
         #expect(head.contains("x-client-subject: o=gatehouse tests,cn=alice"), "\(ok.output)")
         #expect(!head.contains("forged"))
+        // Naming the subject header in Connection, or a lookalike spelling of it, is refused.
+        for forged in ["Connection: X-Client-Subject", "X_Client_Subject: CN=forged", "X-Client--Subject: CN=forged"] {
+            let r = try sh("curl -sk -o /dev/null -w '%{http_code}' --cert \(d)alice.pem --key \(d)alice.key -H '\(forged)' '\(url)'")
+            #expect(r.output == "400", "\(forged): \(r.output)")
+        }
         let none = try sh("curl -sk '\(url)'")
         #expect(none.status != 0)
         let other = try sh("curl -sk --cert \(d)mallory.pem --key \(d)mallory.key '\(url)'")
