@@ -124,9 +124,11 @@ extension ClientSession {
             if status == 101 { throw ExchangeFailure(.badResponse, requestSent: true) }  // we never ask for an upgrade
             let b = ub.buffer!
             if status != 100 && plan.head.versionMinor == 1 {
+                // Rewritten like a final head: its hop-by-hop fields are the backend's hop only.
+                ws.iov.reset()
+                HeadRewriter.response(ws.iov, UnsafeRawPointer(b.base + b.readIndex), ws.response.head, close: false, keepAlive10: false, dechunk: false)
                 do throws(IOError) {
-                    try await send(UnsafeRawBufferPointer(start: b.base + b.readIndex, count: ws.response.head.end),
-                                   until: EventLoop.shared.now + ctx.config.timeouts.clientSend)
+                    if try !sendNow(ws.iov) { try await send(ws.iov, staging: ws.tlsStaging, until: EventLoop.shared.now + ctx.config.timeouts.clientSend) }
                 } catch {
                     throw ExchangeFailure(.clientGone, requestSent: true)
                 }

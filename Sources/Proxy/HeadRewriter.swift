@@ -132,9 +132,15 @@ enum HeadRewriter {
             iov.add("HTTP/1.1")
             iov.add(p + head.start + 8, lineEnd - head.start - 8)
         }
+        // A 1xx, 204 or 304 response has no body whatever its fields say (RFC 9112 §6.3); the
+        // framing fields a server must not send with it (RFC 9110 §8.6, RFC 9112 §6.1) are not
+        // passed on for a client to misread.
+        let status = head.status
+        let dropTE = dechunk || status < 200 || status == 204 || status == 304
+        let dropCL = status < 200 || status == 204
         for f in head.headers {
             if f.kind.isHopByHop || f.namedByConnection || f.dropped { continue }
-            if dechunk && f.kind == .transferEncoding { continue }
+            if dropTE && f.kind == .transferEncoding || dropCL && f.kind == .contentLength { continue }
             addField(iov, p, f)
         }
         if close { iov.add("Connection: close\r\n") } else if keepAlive10 { iov.add("Connection: keep-alive\r\n") }

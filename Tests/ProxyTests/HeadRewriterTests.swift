@@ -74,6 +74,16 @@ struct HeadRewriterTests {
          "HTTP/1.1 200 OK\r\nX: 1\r\n\r\n"),
         ("HTTP/1.1 200\r\nUpgrade: h2\r\nProxy-Connection: x\r\nTE: x\r\n\r\n", true, false, false,
          "HTTP/1.1 200\r\nConnection: close\r\n\r\n"),
+        // No body whatever the fields say: the framing fields a server must not send are dropped
+        // (found by the head-rewriter fuzzer); a 304 keeps its Content-Length (the GET's size).
+        ("HTTP/1.0 199 OK\r\nTransfer-Encoding: chukned\r\n\r\n", false, false, false,
+         "HTTP/1.1 199 OK\r\n\r\n"),
+        ("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\nContent-Length: 0\r\nConnection: X-Hop\r\nX-Hop: 1\r\n\r\n", false, false, false,
+         "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"),
+        ("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n", false, false, false,
+         "HTTP/1.1 204 No Content\r\n\r\n"),
+        ("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nETag: \"e\"\r\n\r\n", false, false, false,
+         "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nETag: \"e\"\r\n\r\n"),
     ]
 
     @Test("response heads forwarded to a client", arguments: responses)
