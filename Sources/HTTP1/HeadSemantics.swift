@@ -10,20 +10,23 @@ extension HeadParser {
             let f = head.headers[idx]
             switch f.kind {
             case .contentLength:
-                // RFC 9110 §8.6: repeats of one value (as lines or a list) are one Content-Length;
-                // only the first line goes on, cut to its first element.
-                guard let (v, first) = contentLength(buf, f.value) else { return .error(.badRequest("bad Content-Length")) }
+                // RFC 9110 §8.6: repeated lines of one value are one Content-Length; only the
+                // first line goes on, and neither connection is reused after the exchange (a
+                // backend that sums or rejects them would be out of step). A list in one line
+                // ("5, 5", "5,5") is refused: it reads as 55 or 5 to a lenient parser.
+                guard let v = digits(buf, f.value) else { return .error(.badRequest("bad Content-Length")) }
                 if let existing = head.contentLength {
                     if existing != v { return .error(.badRequest("conflicting Content-Length")) }
                     head.headers[idx].dropped = true
-                } else {
-                    head.headers[idx].value = first
+                    head.ambiguous = true
                 }
                 head.contentLength = v
             case .transferEncoding:
-                // One line only: a backend that reads only the first or the last line frames otherwise.
-                if sawTE { return .error(.badRequest("repeated Transfer-Encoding")) }
+                // Several lines are one list (RFC 9110 §5.3); they are forwarded as one line, since
+                // a backend that reads only the first or the last line would frame otherwise.
+                if sawTE { head.headers[idx].dropped = true }
                 sawTE = true
+                head.transferEncodingLines += 1
                 guard transferCodings(buf, f.value) else { return .error(.badRequest("bad Transfer-Encoding")) }
             case .connection:
                 if let e = connectionOptions(buf, f.value, &connectionClose, &connectionKeepAlive) { return .error(e) }
@@ -52,6 +55,11 @@ extension HeadParser {
             }
             if hosts > 1 { return .error(.badRequest("duplicate Host")) }
             if head.versionMinor == 1 && hosts == 0 { return .error(.badRequest("missing Host")) }
+            // A body on GET or HEAD has no defined meaning (RFC 9110 §9.3.1-2); some servers ignore
+            // it and read it as the next request: forwarded, but neither connection is reused.
+            if (head.methodKind == .get || head.methodKind == .head) && (head.chunked || (head.contentLength ?? 0) > 0) {
+                head.ambiguous = true
+            }
             // RFC 9112 §3.2.2: the absolute form's authority is the Host; the client's is replaced.
             if let a = head.targetAuthority { head.host = a }
             if head.methodKind == .connect { return .error(.notImplemented("CONNECT is not supported")) }
@@ -64,23 +72,9 @@ extension HeadParser {
                 connectionClose = true
             }
         }
+        if head.ambiguous { connectionClose = true }
         head.keepAlive = head.versionMinor == 1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
         return .complete
-    }
-
-    /// Content-Length = 1*DIGIT, or a list of one value repeated ("5, 5"): the value and the span
-    /// of its first element.
-    private func contentLength(_ buf: UnsafeRawBufferPointer, _ r: ByteRange) -> (UInt64, ByteRange)? {
-        var value: UInt64?
-        var first: ByteRange?
-        var ok = true
-        forEachElement(buf, r) { e in
-            guard ok, let v = digits(buf, e), value == nil || value == v else { ok = false; return }
-            value = v
-            if first == nil { first = e }
-        }
-        guard ok, let v = value, let f = first else { return nil }
-        return (v, f)
     }
 
     private func digits(_ buf: UnsafeRawBufferPointer, _ r: ByteRange) -> UInt64? {

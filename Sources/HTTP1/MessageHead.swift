@@ -25,6 +25,11 @@ public struct MessageHead: Sendable {
     public var chunked = false
     /// Transfer-Encoding present but not ending in chunked (responses only: body runs to close).
     public var otherTransferCoding = false
+    /// How many Transfer-Encoding lines the list came in (forwarded as one line).
+    public var transferEncodingLines = 0
+    /// Forwarded, but a backend could read it otherwise (Content-Length repeated, a body on GET or
+    /// HEAD): the connections on both sides close after the exchange.
+    public var ambiguous = false
     public var keepAlive = true
     public var expectContinue = false
     public var host: ByteRange?
@@ -51,6 +56,8 @@ public struct MessageHead: Sendable {
         contentLength = nil
         chunked = false
         otherTransferCoding = false
+        transferEncodingLines = 0
+        ambiguous = false
         keepAlive = true
         expectContinue = false
         host = nil

@@ -18,6 +18,19 @@ enum HeadRewriter {
         }
     }
 
+    /// A Transfer-Encoding list that came in several lines, as one line (in its order), so a
+    /// backend or client that reads only one of the lines cannot frame otherwise.
+    static func addTransferEncoding(_ iov: IOVecList, _ p: UnsafeRawPointer, _ head: MessageHead) {
+        iov.add("Transfer-Encoding: ")
+        var first = true
+        for f in head.headers where f.kind == .transferEncoding {
+            if !first { iov.add(", ") }
+            iov.add(p + f.value.start, f.value.count)
+            first = false
+        }
+        iov.add("\r\n")
+    }
+
     /// What the proxy itself vouches for about the client, beyond its address.
     struct ClientFacts {
         /// The client spoke TLS to us (X-Forwarded-Proto: https).
@@ -90,6 +103,8 @@ enum HeadRewriter {
                 continue
             case .host where head.targetAuthority != nil:
                 continue
+            case .transferEncoding where head.transferEncodingLines > 1:
+                if !f.dropped { addTransferEncoding(iov, p, head) }
             default:
                 if f.kind.isHopByHop || f.namedByConnection || f.dropped { continue }
                 if let n = client.subjectName, f.kind == .other, named(p, f, n) { continue }  // only we say who the client is
@@ -111,6 +126,7 @@ enum HeadRewriter {
         iov.add(peer)
         iov.add(client.tls ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n")
         if let line = client.subjectLine { iov.add(line) }
+        if head.ambiguous { iov.add("Connection: close\r\n") }
         if let h = head.host {
             iov.add("X-Forwarded-Host: ")
             iov.add(p + h.start, h.count)
@@ -141,6 +157,7 @@ enum HeadRewriter {
         for f in head.headers {
             if f.kind.isHopByHop || f.namedByConnection || f.dropped { continue }
             if dropTE && f.kind == .transferEncoding || dropCL && f.kind == .contentLength { continue }
+            if f.kind == .transferEncoding && head.transferEncodingLines > 1 { addTransferEncoding(iov, p, head); continue }
             addField(iov, p, f)
         }
         if close { iov.add("Connection: close\r\n") } else if keepAlive10 { iov.add("Connection: keep-alive\r\n") }

@@ -34,7 +34,7 @@ extension ClientSession {
         ws.upstream.release()
         let reuse = ReuseChecklist(responseComplete: rf.isComplete, requestBodySent: true,
                                    serverKeepAlive: rh.keepAlive && framing != .untilClose, extraBytes: extra,
-                                   errorSeen: false, requestsServed: conn.requests + 1,
+                                   errorSeen: plan.head.ambiguous, requestsServed: conn.requests + 1,
                                    maxRequests: group.config.maxRequestsPerConnection, draining: ctx.draining)
         return Completed(clientKeepAlive: clientKeep, upstreamReusable: reuse.reusable, status: rh.status)
     }

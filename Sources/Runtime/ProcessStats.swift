@@ -39,13 +39,17 @@ public enum ProcessStats {
         return Double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + Double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6
     }
 
+    private static let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+
     static func countEntries(_ path: String) -> Int {
         guard let dir = opendir(path) else { return 0 }
         defer { closedir(dir) }
         var n = 0
         while let e = readdir(dir) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { $0.first }
-            if name != UInt8(ascii: ".") { n += 1 }
+            // Only the name's first byte: `e.pointee` would copy a whole dirent, and readdir's
+            // entries are only as long as their names (AddressSanitizer caught the overread).
+            let first = UnsafeRawPointer(e).load(fromByteOffset: Self.nameOffset, as: UInt8.self)
+            if first != UInt8(ascii: ".") { n += 1 }
         }
         return n
     }

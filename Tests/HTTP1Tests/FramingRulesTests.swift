@@ -24,10 +24,12 @@ struct FramingRulesTests {
     ]
 
     static let contentLengths: [Case] = [
-        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\nhello", nil, 1),
-        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5,5\r\n\r\nhello", nil, 1),
+        // Lines repeating one value are one (forwarded once, neither connection reused); a list
+        // in one line reads as 55 or 5 to a lenient parser (http-desync-guardian: Severe).
         ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", nil, 1),
-        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5, 5\r\n\r\nhello", nil, 1),
+        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\nhello", 400, 0),
+        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5,5\r\n\r\nhello", 400, 0),
+        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5, 5\r\n\r\nhello", 400, 0),
         ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\nhello", 400, 0),
         ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello", 400, 0),
         ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5,\r\n\r\nhello", 400, 0),
@@ -42,8 +44,10 @@ struct FramingRulesTests {
         ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked,\r\n\r\n0\r\n\r\n", 400, 0),
         ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,\r\n\r\n0\r\n\r\n", 400, 0),
         ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", nil, 1),
-        // Found by the differential test: a second line, and codings a lenient reader takes for chunked.
-        ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, 0),
+        // Several lines are one list (forwarded as one line); codings a lenient reader takes for
+        // chunked are refused (found by the differential test).
+        ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", nil, 1),
+        ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n0\r\n\r\n", 400, 0),
         ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked, chunked\r\n\r\n0\r\n\r\n", 400, 0),
         ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;q=1\r\n\r\n0\r\n\r\n", 400, 0),
     ]
@@ -105,10 +109,10 @@ struct FramingRulesTests {
     @Test("a Connection option naming a framing or forwarding field is refused", arguments: connectionOptions)
     func connection(_ c: Case) { Self.check(c) }
 
-    @Test("repeated identical Content-Length is one; differing values are refused", arguments: contentLengths)
+    @Test("repeated identical Content-Length lines are one; lists and differing values are refused", arguments: contentLengths)
     func contentLength(_ c: Case) { Self.check(c) }
 
-    @Test("empty elements in Transfer-Encoding are refused", arguments: transferEncodings)
+    @Test("empty elements in Transfer-Encoding are refused; several lines are one list", arguments: transferEncodings)
     func transferEncoding(_ c: Case) { Self.check(c) }
 
     @Test("names a lenient server reads as framing or forwarding fields are refused", arguments: lookalikeNames)
@@ -123,12 +127,12 @@ struct FramingRulesTests {
     static let responses: [Case] = [
         ("HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 2\r\n\r\nhi", 400, 0),
         ("HTTP/1.1 200 OK\r\nConnection: Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, 0),
-        ("HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nhi", nil, 1),
+        ("HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nhi", 400, 0),
         ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi", nil, 1),
         ("HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nhi", 400, 0),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, \r\n\r\n0\r\n\r\n", 400, 0),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", 400, 0),
-        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, 0),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", nil, 1),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nuntil close", nil, 1),
         ("HTTP/1.1 200 OK\r\nTransfer--Encoding: chunked\r\nContent-Length: 2\r\n\r\nhi", 400, 0),
         ("HTTP/1.1 200 OK\r\nContent_Length: 2\r\n\r\nhi", 400, 0),

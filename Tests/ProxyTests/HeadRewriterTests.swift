@@ -20,12 +20,12 @@ struct HeadRewriterTests {
         ("GET / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1\r\nHost: a\r\nX-Forwarded-For: 2.2.2.2\r\n\r\n",
          "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\r\n"),
         // Repeated identical Content-Length: exactly one line.
+        // Repeated Content-Length lines go on as one, and the backend is told this connection ends.
         ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nX: 1\r\nContent-Length: 5\r\n\r\n",
-         "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nX: 1\r\n" + xf + "X-Forwarded-Host: a\r\n\r\n"),
-        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
-         "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n" + xf + "X-Forwarded-Host: a\r\n\r\n"),
-        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5 ,5\r\nContent-Length: 5\r\n\r\n",
-         "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n" + xf + "X-Forwarded-Host: a\r\n\r\n"),
+         "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nX: 1\r\n" + xf + "Connection: close\r\nX-Forwarded-Host: a\r\n\r\n"),
+        // Transfer-Encoding in several lines goes on as one line.
+        ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nX: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+         "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\nX: 1\r\n" + xf + "X-Forwarded-Host: a\r\n\r\n"),
         // Absolute form: origin-form target, and the authority as Host in place of the client's.
         ("GET http://a.example:8080/p?q HTTP/1.1\r\nHost: b\r\nX: 1\r\n\r\n",
          "GET /p?q HTTP/1.1\r\nX: 1\r\nHost: a.example:8080\r\n" + xf + "X-Forwarded-Host: a.example:8080\r\n\r\n"),
@@ -63,10 +63,10 @@ struct HeadRewriterTests {
          "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"),
         ("HTTP/1.1 204 No Content\r\n\r\n", false, true, false,
          "HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n"),
-        ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2, 2\r\n\r\n", false, false, false,
+        ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n", false, false, false,
          "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"),
-        ("HTTP/1.1 200 OK\r\nContent-Length: 2 , 2\r\n\r\n", false, false, false,
-         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", false, false, false,
+         "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
         // RFC 9112 §6.3: the Content-Length that Transfer-Encoding overrides is removed.
         ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", true, false, false,
          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"),
