@@ -270,10 +270,11 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
         let now = EventLoop.shared.now
         let end = now + Self.lingerTotal
         inbound.release()
+        setPhase(.reading)
         while true {
             let deadline = min(end, EventLoop.shared.now + Self.lingerIdle)
             guard let n = try? await fill(inbound, until: deadline), n > 0 else { break }
-            inbound.buffer?.clear()
+            inbound.release()  // discarded; no buffer is held while waiting
             if EventLoop.shared.now >= end { break }
         }
         close()

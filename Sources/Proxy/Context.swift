@@ -54,6 +54,9 @@ final class ProxyContext: @unchecked Sendable {
     private var workspaces: [Workspace] = []
     let headLimits: HeadLimits
     var draining = false
+    /// The client-certificate subject header (lowercase) some TLS listener sets, if any: dropped
+    /// from what clients send on every listener.
+    var subjectHeaderLowercased: [UInt8]?
     /// Called when a request finishes: group index, status, duration in ns.
     var onRequestDone: (Int, Int, UInt64) -> Void = { _, _, _ in }
 

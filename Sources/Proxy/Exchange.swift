@@ -49,9 +49,8 @@ extension ClientSession {
     /// into the workspace's staging buffer (name first, line at 4 KiB), free until the response.
     private func clientFacts(_ ws: Workspace) -> HeadRewriter.ClientFacts {
         var facts = HeadRewriter.ClientFacts(tls: tls != nil)
-        guard let c = tls?.context, c.forwardsClientSubject else { return facts }
+        guard let name = subjectHeaderName else { return facts }
         let stage = ws.tlsStaging
-        let name = c.clientSubjectHeaderLowercased
         stage.copyBytes(from: name)
         facts.subjectName = UnsafeRawBufferPointer(rebasing: stage[0..<name.count])
         if let line = clientSubjectLine {
@@ -70,7 +69,7 @@ extension ClientSession {
         let t = ctx.config.timeouts
         let maxBody = ctx.config.limits.maxBodyBytes
         inbound.buffer!.readIndex += plan.head.end + plan.buffered
-        if plan.head.expectContinue {
+        if plan.head.expectContinue && plan.head.versionMinor == 1 {  // RFC 9110 §10.1.1
             do throws(IOError) {
                 try await send(UnsafeRawBufferPointer(start: Responses.continue100.utf8Start, count: Responses.continue100.utf8CodeUnitCount),
                                until: EventLoop.shared.now + t.clientSend)
@@ -151,6 +150,7 @@ extension ClientSession {
 
     @LoopActor
     private func readMoreHead(_ conn: UpstreamConnection, _ ub: BufferSlot, _ deadline: UInt64, _ sawByte: inout Bool) async throws(ExchangeFailure) {
+        if clientHungUp { throw ExchangeFailure(.clientGone, requestSent: true) }
         let n: Int
         do throws(IOError) {
             n = try await conn.fill(ub, until: deadline)

@@ -54,6 +54,7 @@ extension ClientSession {
             switch await acquire(&attempts) {
             case .success(let l): lease = l
             case .failure(let f):
+                if clientHungUp { return await conclude(ExchangeFailure(.clientGone, requestSent: false), plan: plan, started: started) }
                 if retry(after: f, reused: false, plan, &attempts) { continue }
                 return await conclude(f.failure, plan: plan, started: started)
             }
@@ -100,11 +101,18 @@ extension ClientSession {
         return .success(RequestPlan(head: head, framer: framer, buffered: pre.consumed, bodyDone: pre.done))
     }
 
+    /// The client-certificate subject header this connection's listener sets, or else the one
+    /// some other listener sets (a client must not write it anywhere).
+    var subjectHeaderName: [UInt8]? {
+        if let c = tls?.context, c.forwardsClientSubject { return c.clientSubjectHeaderLowercased }
+        return ctx.subjectHeaderLowercased
+    }
+
     /// Whether the request names the client-certificate subject header (which only the proxy
     /// sets) in its Connection header, or sends a lookalike spelling of it.
     private func spoofsClientSubject(_ head: MessageHead, _ inb: IOBuffer) -> Bool {
-        guard let c = tls?.context, c.forwardsClientSubject else { return false }
-        return c.clientSubjectHeaderLowercased.withUnsafeBytes {
+        guard let name = subjectHeaderName else { return false }
+        return name.withUnsafeBytes {
             HeadRewriter.spoofsClientSubject(UnsafeRawPointer(inb.base + inb.readIndex), head, $0)
         }
     }

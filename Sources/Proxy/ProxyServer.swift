@@ -68,6 +68,9 @@ public final class ProxyServer: @unchecked Sendable {
             }
         }
         metrics.tls.contexts = tlsContexts
+        // The subject header is the proxy's word on every listener, not only where it is set:
+        // a plain listener in front of the same backend must not let a client write it.
+        ctx.subjectHeaderLowercased = tlsContexts.first { $0.forwardsClientSubject }?.clientSubjectHeaderLowercased
         if let m = config.metrics {
             guard let addr = SocketAddress.resolve(host: m.host, port: m.port) else {
                 throw StartError(description: "metrics \(m): cannot resolve")

@@ -30,7 +30,9 @@ extension ClientSession {
         } else {
             try await sendToClient(ws.iov, ws)
         }
-        let extra = dechunk ? try await relayDecoded(ws, conn, &rf) : try await relayRaw(ws, conn, &rf)
+        let extraRead = dechunk ? try await relayDecoded(ws, conn, &rf) : try await relayRaw(ws, conn, &rf)
+        // Bytes past the response's end, in our buffer or still inside OpenSSL: out of step.
+        let extra = extraRead || (conn.tls?.hasPendingBytes ?? false)
         ws.upstream.release()
         let reuse = ReuseChecklist(responseComplete: rf.isComplete, requestBodySent: true,
                                    serverKeepAlive: rh.keepAlive && framing != .untilClose, extraBytes: extra,

@@ -118,6 +118,9 @@ public final class TLSStream {
         }
     }
 
+    /// OpenSSL holds bytes (decrypted or not) that no read has returned yet.
+    public var hasPendingBytes: Bool { SSL_has_pending(ssl) != 0 }
+
     /// Reads at least one byte of plaintext (0 at the peer's close), waiting until `deadline`.
     @LoopActor
     public func read(into buf: UnsafeMutableRawBufferPointer, until deadline: UInt64) async throws(IOError) -> Int {

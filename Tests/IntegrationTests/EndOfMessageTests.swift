@@ -177,6 +177,21 @@ struct EndOfMessageTests {
             for _ in 0..<30 { do { try c.send(block) } catch { sendErrors += 1 } }
             #expect(sendErrors == 0, "the proxy reset the connection while the body was still coming")
             #expect(try c.readResponse().status == 413)
+            // While it lingers the connection holds no buffer.
+            #expect(try eventually(2) { try gh.metric("gatehouse_buffer_bytes{direction=\"client\"}") == 0 })
         }
+    }
+
+    @Test("an HTTP/1.0 client is never sent 100 Continue")
+    func noContinueTo10() throws {
+        let be = try DemoBackend()
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [be.port]))
+        let c = try Conn(port: gh.port, timeout: 5)
+        try c.send("POST /?echo=1 HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        usleep(300_000)
+        try c.send("hello")
+        _ = c.isClosedByPeer()
+        let text = String(decoding: c.pending, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 200 "), "\(text.prefix(80).debugDescription)")
     }
 }

@@ -84,8 +84,8 @@ struct LoadTests {
         #expect(got == total)
         let peak = Self.status(gh.child.pid, "VmHWM")
         print("RSS before \(before) KiB, peak \(peak) KiB for 2 x 200 MB bodies")
-        #expect(peak - before < 16 * 1024, "RSS grew by \(peak - before) KiB")
-        #expect(peak < 64 * 1024)
+        #expect(peak - before < 16 * 1024 || underSanitizer, "RSS grew by \(peak - before) KiB")
+        #expect(peak < 64 * 1024 || underSanitizer)
     }
 
     @Test("SIGTERM drains: in-flight requests finish, /health says 503, exit 0")

@@ -167,6 +167,22 @@ struct TLSTests {
         #expect(try gh.metric("gatehouse_tls_handshake_failures_total{reason=\"certificate\"}") >= 2)
     }
 
+    @Test("the client-certificate subject header cannot be written by a client on a plain listener in front of the same backend")
+    func subjectHeaderOnPlainListener() throws {
+        let be = try DemoBackend()
+        let d = TLSFixture.dir
+        let conf = TLSFixture.config(backend: be.port, tlsExtra: "verify_client optional; client_ca \(d)ca.pem;")
+            + "\nserver {\n    listen 127.0.0.1:0;\n    proxy_pass b;\n}\n"
+        let gh = try GatehouseProcess(config: conf)
+        let plain = boundPort(try gh.child.waitForLine(containing: "proxy listening on"))
+        let r = try HTTP.request(port: plain, "GET /?echo=1 HTTP/1.1\r\nHost: t\r\nX-Client-Subject: CN=admin\r\nConnection: close\r\n\r\n")
+        #expect(r.status == 200 && !r.text.lowercased().contains("cn=admin"), "\(r.text)")
+        for forged in ["Connection: X-Client-Subject\r\n", "X_Client_Subject: CN=admin\r\n"] {
+            let f = try HTTP.request(port: plain, "GET /?echo=1 HTTP/1.1\r\nHost: t\r\n\(forged)Connection: close\r\n\r\n")
+            #expect(f.status == 400, "\(forged.debugDescription)")
+        }
+    }
+
     @Test("a bad certificate or key is a config error naming file and line, and --check says so")
     func badCertificates() throws {
         let d = TLSFixture.dir
@@ -218,7 +234,7 @@ struct TLSTests {
         #expect(try gh.metric("gatehouse_buffer_bytes{direction=\"client\"}") == 0)
         // The bench measures this precisely (bench/RESULTS.md); here a bound that catches a
         // connection keeping OpenSSL's 2 x 16 KiB buffers or a task.
-        #expect(perConnection < 24 * 1024)
+        #expect(perConnection < 24 * 1024 || underSanitizer)
     }
 }
 

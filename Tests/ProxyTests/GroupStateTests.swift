@@ -77,6 +77,18 @@ struct GroupStateTests {
         #expect(s.servers[0].health.consecutiveFails == 0)
     }
 
+    @Test("a lease given back unused (its client left) is no success: a failing server stays counted")
+    func unusedLeaseIsNoSuccess() {
+        let clock = FakeClock()
+        var s = make(servers: 1, maxFails: 2)
+        _ = connect(&s, now: clock.now)
+        s.serverFailed(0, now: clock.now)
+        _ = s.released(FakeConn(), server: 0, reusable: false, succeeded: false, now: clock.now)
+        _ = connect(&s, now: clock.now)
+        _ = s.released(FakeConn(), server: 0, reusable: true, succeeded: false, now: clock.now)
+        #expect(s.servers[0].health.consecutiveFails == 1)
+    }
+
     @Test("a queued failover retry is never granted the server it left")
     func retryNotGrantedExcluded() {
         let clock = FakeClock()

@@ -112,7 +112,7 @@ public struct GroupState<Conn: AnyObject, Waiter: AnyObject> {
     /// says the exchange completed, which is what passive health counts, whether or not the
     /// connection can be kept (a backend answering `Connection: close` every time is healthy).
     public mutating func released(_ c: Conn, server i: Int, reusable: Bool, succeeded: Bool, now: UInt64) -> ReleaseAction {
-        if succeeded || reusable { servers[i].health.succeeded() }
+        if succeeded { servers[i].health.succeeded() }
         let keep = reusable && !draining
         if keep && !queue.isEmpty {
             let rule = slotRule(server: i, now: now)

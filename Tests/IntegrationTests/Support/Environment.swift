@@ -18,6 +18,10 @@ enum Tool {
     }
 }
 
+/// Set by scripts/asan: memory budgets do not hold under AddressSanitizer (redzones, quarantine),
+/// so tests report those figures but do not judge them there.
+let underSanitizer = ProcessInfo.processInfo.environment["GATEHOUSE_SANITIZER"] != nil
+
 /// The test process's open-file limit, raised once before the first child starts or the first
 /// of many clients connects (children inherit it, so the proxy and backends can raise theirs as
 /// far). Swift Testing has no global setup, so `Child` and `ManyClients` read this; a global `let`
