@@ -42,14 +42,7 @@ struct ListenTests {
 
     @Test("an address bound twice is an error naming both lines", arguments: bad)
     func errors(_ c: (text: String, line: Int, directive: String, message: String)) {
-        do {
-            _ = try Self.load(c.text)
-            Issue.record("accepted: \(c.text)")
-        } catch {
-            #expect(error.line == c.line, "\(error)")
-            #expect(error.directive == c.directive, "\(error)")
-            #expect(error.message.contains(c.message), "\(error)")
-        }
+        expectConfigError(c.text, file: "dup.conf", line: c.line, directive: c.directive, message: c.message)
     }
 
     @Test("port 0 may repeat (each picks its own port), and different ports or hosts do not clash")
