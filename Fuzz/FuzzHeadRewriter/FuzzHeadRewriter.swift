@@ -102,7 +102,8 @@ func checkRequest(_ p: UnsafeRawBufferPointer, _ req: MessageHead, tls: Bool, su
                 "\(what()): request line changed to \"\(quoted(UnsafeRawBufferPointer(rebasing: o[0..<fwd.target.end])))\"")
         require(fwd.requestFraming == req.requestFraming, "\(what()): framing \(req.requestFraming) sent as \(fwd.requestFraming)")
         checkFraming(c, req.requestFraming, what())
-        require(c.hopByHop == 0, "\(what()): hop-by-hop field sent")
+        // The one hop-by-hop field the proxy itself sends: Connection: close after an ambiguous request.
+        require(c.hopByHop == (req.ambiguous ? 1 : 0) && fwd.keepAlive == !req.ambiguous, "\(what()): hop-by-hop field sent")
         checkNamedByConnection(req, p, fwd, o, what())
         require(c[.host] == 1 && c[.xForwardedFor] == 1 && c[.xForwardedProto] == 1 && c[.xForwardedHost] == (req.host == nil ? 0 : 1),
                 "\(what()): Host \(c[.host]), X-Forwarded-For \(c[.xForwardedFor]), -Proto \(c[.xForwardedProto]), -Host \(c[.xForwardedHost]) sent")
