@@ -84,6 +84,8 @@ func checkNamedByConnection(_ received: MessageHead, _ p: UnsafeRawBufferPointer
 }
 
 func checkRequest(_ p: UnsafeRawBufferPointer, _ req: MessageHead, tls: Bool, subject: Bool) {
+    // The proxy refuses (400) what names the subject header in Connection or spells it alike.
+    if subject && HeadRewriterEntry.spoofsClientSubject(p.baseAddress!, req, Fixed.subjectName) { return }
     let iov = IOVecList()
     HeadRewriterEntry.request(iov, p.baseAddress!, req, peer: Fixed.peer, hostLine: Fixed.hostLine, tls: tls,
                               subjectName: subject ? Fixed.subjectName : nil, subjectLine: subject ? Fixed.subjectLine : nil)

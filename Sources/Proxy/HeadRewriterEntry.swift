@@ -14,6 +14,12 @@ public enum HeadRewriterEntry {
         HeadRewriter.request(iov, p, head, peer: peer, hostLine: hostLine, client: facts)
     }
 
+    /// Whether the proxy refuses the request before rewriting it because it names the subject
+    /// header in Connection or spells it alike (see `HeadRewriter.spoofsClientSubject`).
+    public static func spoofsClientSubject(_ p: UnsafeRawPointer, _ head: MessageHead, _ subjectName: UnsafeRawBufferPointer) -> Bool {
+        HeadRewriter.spoofsClientSubject(p, head, subjectName)
+    }
+
     /// The response head sent to a client (see `HeadRewriter.response`).
     public static func response(_ iov: IOVecList, _ p: UnsafeRawPointer, _ head: MessageHead, close: Bool, keepAlive10: Bool, dechunk: Bool) {
         HeadRewriter.response(iov, p, head, close: close, keepAlive10: keepAlive10, dechunk: dechunk)
