@@ -135,6 +135,10 @@ func checkResponse(_ p: UnsafeRawBufferPointer, _ resp: MessageHead, request: Me
         require(fwd.responseFraming(requestMethod: request.methodKind) == expected, "\(what()): framing \(expected) sent as \(fwd.responseFraming(requestMethod: request.methodKind))")
         if dechunk {
             require(c[.contentLength] == 0 && c[.transferEncoding] == 0, "\(what()): decoded body sent with a framing field")
+        } else if request.methodKind == .head && resp.status >= 200 && resp.status != 204 && resp.status != 304 {
+            // A HEAD response's fields describe the GET's body (RFC 9110 §9.3.2); the client reads
+            // none either way. At most one framing field, as for that GET.
+            checkFraming(c, resp.responseFraming(requestMethod: .get), what())
         } else {
             checkFraming(c, framing, what())
         }
