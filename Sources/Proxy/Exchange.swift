@@ -5,7 +5,7 @@ import Runtime
 /// One attempt to forward a request on one upstream connection, as named phases. Each phase
 /// throws an `ExchangeFailure` that says who failed and how far the exchange got.
 extension ClientSession {
-    @LoopActor
+    @LoopActor @inline(__always)
     func exchange(_ ws: Workspace, _ conn: UpstreamConnection, _ plan: RequestPlan) async throws(ExchangeFailure) -> Completed {
         try await sendHead(ws, conn, plan)
         if !plan.bodyDone { try await sendBody(ws, conn, plan) }
@@ -18,13 +18,13 @@ extension ClientSession {
     // MARK: Phase: send head
 
     /// The rewritten head and whatever body is already buffered, in one writev.
-    @LoopActor
+    @LoopActor @inline(__always)
     private func sendHead(_ ws: Workspace, _ conn: UpstreamConnection, _ plan: RequestPlan) async throws(ExchangeFailure) {
         let inb = inbound.buffer!
         let p = UnsafeRawPointer(inb.base + inb.readIndex)
         ws.iov.reset()
-        HeadRewriter.request(ws.iov, p, plan.head, peer: peerBytes(ws), hostLine: conn.server.hostLine, client: clientFacts(ws))
-        ws.iov.add(p + plan.head.end, plan.buffered)
+        HeadRewriter.request(ws.iov, p, ws.request.head, peer: peerBytes(ws), hostLine: conn.server.hostLine, client: clientFacts(ws))
+        ws.iov.add(p + plan.headEnd, plan.buffered)
         do throws(IOError) {
             if try !conn.sendNow(ws.iov) {
                 try await conn.send(ws.iov, staging: ws.upstreamStaging, until: EventLoop.shared.now + ctx.config.timeouts.upstreamSend)
@@ -68,8 +68,8 @@ extension ClientSession {
     private func sendBody(_ ws: Workspace, _ conn: UpstreamConnection, _ plan: RequestPlan) async throws(ExchangeFailure) {
         let t = ctx.config.timeouts
         let maxBody = ctx.config.limits.maxBodyBytes
-        inbound.buffer!.readIndex += plan.head.end + plan.buffered
-        if plan.head.expectContinue && plan.head.versionMinor == 1 {  // RFC 9110 §10.1.1
+        inbound.buffer!.readIndex += plan.headEnd + plan.buffered
+        if plan.expectContinue && plan.versionMinor == 1 {  // RFC 9110 §10.1.1
             do throws(IOError) {
                 try await send(UnsafeRawBufferPointer(start: Responses.continue100.utf8Start, count: Responses.continue100.utf8CodeUnitCount),
                                until: EventLoop.shared.now + t.clientSend)
@@ -109,7 +109,7 @@ extension ClientSession {
     /// Reads the final response head into `ws.response`. 1xx interim responses are relayed to
     /// HTTP/1.1 clients (100 is ours to send, so dropped; an HTTP/1.0 client gets none, RFC 9110
     /// §15.2).
-    @LoopActor
+    @LoopActor @inline(__always)
     private func readResponseHead(_ ws: Workspace, _ conn: UpstreamConnection, _ plan: RequestPlan) async throws(ExchangeFailure) {
         setPhase(.waitingUpstream)
         let ub = ws.upstream
@@ -122,7 +122,7 @@ extension ClientSession {
             if status >= 200 { break }
             if status == 101 { throw ExchangeFailure(.badResponse, requestSent: true) }  // we never ask for an upgrade
             let b = ub.buffer!
-            if status != 100 && plan.head.versionMinor == 1 {
+            if status != 100 && plan.versionMinor == 1 {
                 // Rewritten like a final head: its hop-by-hop fields are the backend's hop only.
                 ws.iov.reset()
                 HeadRewriter.response(ws.iov, UnsafeRawPointer(b.base + b.readIndex), ws.response.head, close: false, keepAlive10: false, dechunk: false)
@@ -135,7 +135,7 @@ extension ClientSession {
             b.readIndex += ws.response.head.end
         }
         // The request is committed: its bytes are done with.
-        if plan.bodyDone { inbound.buffer!.readIndex += plan.head.end + plan.buffered }
+        if plan.bodyDone { inbound.buffer!.readIndex += plan.headEnd + plan.buffered }
     }
 
     /// Whether the upstream buffer holds a complete response head (parsed into `ws.response`).
@@ -148,7 +148,7 @@ extension ClientSession {
         }
     }
 
-    @LoopActor
+    @LoopActor @inline(__always)
     private func readMoreHead(_ conn: UpstreamConnection, _ ub: BufferSlot, _ deadline: UInt64, _ sawByte: inout Bool) async throws(ExchangeFailure) {
         if clientHungUp { throw ExchangeFailure(.clientGone, requestSent: true) }
         let n: Int

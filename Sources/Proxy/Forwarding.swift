@@ -2,9 +2,17 @@ import Config
 import HTTP1
 import Runtime
 
-/// What the proxy knows about a request before its first attempt.
+/// What the proxy knows about a request before its first attempt. The head itself stays in the
+/// workspace (`ws.request.head`); the plan carries the few facts the phases ask for, so it is
+/// cheap to pass from phase to phase.
 struct RequestPlan {
-    let head: MessageHead
+    let method: Method
+    let versionMinor: Int
+    let keepAlive: Bool
+    let expectContinue: Bool
+    let ambiguous: Bool
+    /// Where the head ends in the inbound buffer (from its read index).
+    let headEnd: Int
     /// The body framer, past the body bytes already buffered.
     let framer: BodyFramer
     /// Body bytes already in the inbound buffer after the head.
@@ -12,7 +20,19 @@ struct RequestPlan {
     /// The whole body is buffered: the request can be sent again, and nothing of it is left to read.
     let bodyDone: Bool
 
-    var idempotent: Bool { head.methodKind.isIdempotent }
+    var idempotent: Bool { method.isIdempotent }
+
+    init(_ head: MessageHead, framer: BodyFramer, buffered: Int, bodyDone: Bool) {
+        method = head.methodKind
+        versionMinor = head.versionMinor
+        keepAlive = head.keepAlive
+        expectContinue = head.expectContinue
+        ambiguous = head.ambiguous
+        headEnd = head.end
+        self.framer = framer
+        self.buffered = buffered
+        self.bodyDone = bodyDone
+    }
 }
 
 /// Where a request stands across its attempts (one failover, one stale-connection retry).
@@ -98,7 +118,7 @@ extension ClientSession {
         let pre = framer.scan(UnsafeRawBufferPointer(start: inb.base + afterHead, count: inb.writeIndex - afterHead))
         if let e = pre.error { return .failure(e) }
         requestEnd = afterHead + pre.consumed
-        return .success(RequestPlan(head: head, framer: framer, buffered: pre.consumed, bodyDone: pre.done))
+        return .success(RequestPlan(head, framer: framer, buffered: pre.consumed, bodyDone: pre.done))
     }
 
     /// The client-certificate subject header this connection's listener sets, or else the one
@@ -125,7 +145,7 @@ extension ClientSession {
 
     /// Phase 1: a connection to a server of the group (an idle pooled one, a new one, or after a
     /// wait in the queue).
-    @LoopActor
+    @LoopActor @inline(__always)
     private func acquire(_ a: inout Attempts) async -> Result<UpstreamGroup.Lease, TaggedFailure> {
         setPhase(.waitingUpstream)
         if !a.fresh, a.excluded == nil, let idle = group.tryAcquireIdle() { return .success(idle) }

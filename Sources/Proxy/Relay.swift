@@ -6,13 +6,13 @@ extension ClientSession {
     /// Sends the rewritten response head with the first body bytes in the same writev, then relays
     /// the rest. A response that ends early is `.truncated`: the client connection then closes,
     /// since a short body must never look whole.
-    @LoopActor
+    @LoopActor @inline(__always)
     func relayResponse(_ ws: Workspace, _ conn: UpstreamConnection, _ plan: RequestPlan) async throws(ExchangeFailure) -> Completed {
         let rh = ws.response.head
-        let framing = rh.responseFraming(requestMethod: plan.head.methodKind)
-        let http10 = plan.head.versionMinor == 0
+        let framing = rh.responseFraming(requestMethod: plan.method)
+        let http10 = plan.versionMinor == 0
         let dechunk = framing == .chunked && http10
-        let clientKeep = plan.head.keepAlive && framing != .untilClose && !dechunk && !ctx.draining
+        let clientKeep = plan.keepAlive && framing != .untilClose && !dechunk && !ctx.draining
             && state.requests + 1 < state.maxRequests
         let b = ws.upstream.buffer!
         ws.iov.reset()
@@ -36,13 +36,13 @@ extension ClientSession {
         ws.upstream.release()
         let reuse = ReuseChecklist(responseComplete: rf.isComplete, requestBodySent: true,
                                    serverKeepAlive: rh.keepAlive && framing != .untilClose, extraBytes: extra,
-                                   errorSeen: plan.head.ambiguous, requestsServed: conn.requests + 1,
+                                   errorSeen: plan.ambiguous, requestsServed: conn.requests + 1,
                                    maxRequests: group.config.maxRequestsPerConnection, draining: ctx.draining)
         return Completed(clientKeepAlive: clientKeep, upstreamReusable: reuse.reusable, status: rh.status)
     }
 
     /// Sends the gather list to the client (the response has started once any of it went out).
-    @LoopActor
+    @LoopActor @inline(__always)
     private func sendToClient(_ list: IOVecList, _ ws: Workspace) async throws(ExchangeFailure) {
         do throws(IOError) {
             if try !sendNow(list) { try await send(list, staging: ws.tlsStaging, until: EventLoop.shared.now + ctx.config.timeouts.clientSend) }
@@ -51,7 +51,7 @@ extension ClientSession {
         }
     }
 
-    @LoopActor
+    @LoopActor @inline(__always)
     private func sendToClient(_ bytes: UnsafeRawBufferPointer) async throws(ExchangeFailure) {
         do throws(IOError) {
             try await send(bytes, until: EventLoop.shared.now + ctx.config.timeouts.clientSend)
@@ -65,7 +65,7 @@ extension ClientSession {
     }
 
     /// Reads more of the response body; 0 is the backend's EOF.
-    @LoopActor
+    @LoopActor @inline(__always)
     private func readBody(_ conn: UpstreamConnection, _ ub: BufferSlot) async throws(ExchangeFailure) -> Int {
         ub.releaseIfEmpty()
         do throws(IOError) {
@@ -77,7 +77,7 @@ extension ClientSession {
 
     /// Relays the body bytes as they are, until the framer says it ended (or the backend closes a
     /// close-delimited body). Returns whether bytes beyond the response's end arrived.
-    @LoopActor
+    @LoopActor @inline(__always)
     private func relayRaw(_ ws: Workspace, _ conn: UpstreamConnection, _ rf: inout BodyFramer) async throws(ExchangeFailure) -> Bool {
         let ub = ws.upstream
         while !rf.isComplete {
