@@ -5,9 +5,11 @@ import Runtime
 /// One attempt to forward a request on one upstream connection, as named phases. Each phase
 /// throws an `ExchangeFailure` that says who failed and how far the exchange got.
 extension ClientSession {
-    @LoopActor @inline(__always)
+    /// The phases in order. Each phase tries its I/O synchronously first and awaits only when it
+    /// must wait: an async call costs an executor hop even when nothing waits.
+    @LoopActor
     func exchange(_ ws: Workspace, _ conn: UpstreamConnection, _ plan: RequestPlan) async throws(ExchangeFailure) -> Completed {
-        try await sendHead(ws, conn, plan)
+        if try !writeHead(ws, conn, plan) { try await finishHead(ws, conn) }
         if !plan.bodyDone { try await sendBody(ws, conn, plan) }
         try await readResponseHead(ws, conn, plan)
         // The response is coming: from here a client that leaves is seen when a write fails.
@@ -17,18 +19,25 @@ extension ClientSession {
 
     // MARK: Phase: send head
 
-    /// The rewritten head and whatever body is already buffered, in one writev.
-    @LoopActor @inline(__always)
-    private func sendHead(_ ws: Workspace, _ conn: UpstreamConnection, _ plan: RequestPlan) async throws(ExchangeFailure) {
+    /// The rewritten head and whatever body is already buffered, in one writev; true when the
+    /// kernel took all of it (`finishHead` sends the rest).
+    private func writeHead(_ ws: Workspace, _ conn: UpstreamConnection, _ plan: RequestPlan) throws(ExchangeFailure) -> Bool {
         let inb = inbound.buffer!
         let p = UnsafeRawPointer(inb.base + inb.readIndex)
         ws.iov.reset()
         HeadRewriter.request(ws.iov, p, ws.request.head, peer: peerBytes(ws), hostLine: conn.server.hostLine, client: clientFacts(ws))
         ws.iov.add(p + plan.headEnd, plan.buffered)
         do throws(IOError) {
-            if try !conn.sendNow(ws.iov) {
-                try await conn.send(ws.iov, staging: ws.upstreamStaging, until: EventLoop.shared.now + ctx.config.timeouts.upstreamSend)
-            }
+            return try conn.sendNow(ws.iov)
+        } catch {
+            throw upstreamFailure(.send(error), requestSent: ws.iov.written > 0)
+        }
+    }
+
+    @LoopActor
+    private func finishHead(_ ws: Workspace, _ conn: UpstreamConnection) async throws(ExchangeFailure) {
+        do throws(IOError) {
+            try await conn.send(ws.iov, staging: ws.upstreamStaging, until: EventLoop.shared.now + ctx.config.timeouts.upstreamSend)
         } catch {
             throw upstreamFailure(.send(error), requestSent: ws.iov.written > 0)
         }

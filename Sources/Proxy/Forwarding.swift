@@ -71,12 +71,17 @@ extension ClientSession {
         var attempts = Attempts()
         while true {
             let lease: UpstreamGroup.Lease
-            switch await acquire(&attempts) {
-            case .success(let l): lease = l
-            case .failure(let f):
-                if clientHungUp { return await conclude(ExchangeFailure(.clientGone, requestSent: false), plan: plan, started: started) }
-                if retry(after: f, reused: false, plan, &attempts) { continue }
-                return await conclude(f.failure, plan: plan, started: started)
+            setPhase(.waitingUpstream)
+            if !attempts.fresh, attempts.excluded == nil, let idle = group.tryAcquireIdle() {
+                lease = idle  // the common case, without a suspension point
+            } else {
+                switch await acquire(&attempts) {
+                case .success(let l): lease = l
+                case .failure(let f):
+                    if clientHungUp { return await conclude(ExchangeFailure(.clientGone, requestSent: false), plan: plan, started: started) }
+                    if retry(after: f, reused: false, plan, &attempts) { continue }
+                    return await conclude(f.failure, plan: plan, started: started)
+                }
             }
             let conn = lease.conn
             if clientHungUp {
@@ -143,12 +148,10 @@ extension ClientSession {
         let server: UpstreamServer?
     }
 
-    /// Phase 1: a connection to a server of the group (an idle pooled one, a new one, or after a
-    /// wait in the queue).
-    @LoopActor @inline(__always)
+    /// Phase 1, when no idle pooled connection was at hand: a new connection to a server of the
+    /// group, or one after a wait in the queue.
+    @LoopActor
     private func acquire(_ a: inout Attempts) async -> Result<UpstreamGroup.Lease, TaggedFailure> {
-        setPhase(.waitingUpstream)
-        if !a.fresh, a.excluded == nil, let idle = group.tryAcquireIdle() { return .success(idle) }
         do {
             defer { queuedWaiter = nil }
             return .success(try await group.acquire(excluding: a.excluded, fresh: a.fresh, queued: { queuedWaiter = $0 }))

@@ -25,12 +25,19 @@ extension ClientSession {
             let r = rf.scan(b.readableBytes)
             if r.error != nil { throw ExchangeFailure(.badResponse, requestSent: true) }
             ws.iov.add(UnsafeRawPointer(b.base + b.readIndex), r.consumed)
-            try await sendToClient(ws.iov, ws)
+            if try !sendNowToClient(ws.iov) { try await sendToClient(ws.iov, ws) }
             b.readIndex += r.consumed
         } else {
-            try await sendToClient(ws.iov, ws)
+            if try !sendNowToClient(ws.iov) { try await sendToClient(ws.iov, ws) }
         }
-        let extraRead = dechunk ? try await relayDecoded(ws, conn, &rf) : try await relayRaw(ws, conn, &rf)
+        let extraRead: Bool
+        if dechunk {
+            extraRead = try await relayDecoded(ws, conn, &rf)
+        } else if rf.isComplete {
+            extraRead = !ws.upstream.isEmpty  // the whole body came with the head
+        } else {
+            extraRead = try await relayRaw(ws, conn, &rf)
+        }
         // Bytes past the response's end, in our buffer or still inside OpenSSL: out of step.
         let extra = extraRead || (conn.tls?.hasPendingBytes ?? false)
         ws.upstream.release()
@@ -41,11 +48,21 @@ extension ClientSession {
         return Completed(clientKeepAlive: clientKeep, upstreamReusable: reuse.reusable, status: rh.status)
     }
 
-    /// Sends the gather list to the client (the response has started once any of it went out).
-    @LoopActor @inline(__always)
+    /// Writes what the kernel takes of the gather list now; true when all of it went.
+    private func sendNowToClient(_ list: IOVecList) throws(ExchangeFailure) -> Bool {
+        do throws(IOError) {
+            return try sendNow(list)
+        } catch {
+            throw clientFailure(error)
+        }
+    }
+
+    /// Sends the rest of the gather list to the client (the response has started once any of it
+    /// went out).
+    @LoopActor
     private func sendToClient(_ list: IOVecList, _ ws: Workspace) async throws(ExchangeFailure) {
         do throws(IOError) {
-            if try !sendNow(list) { try await send(list, staging: ws.tlsStaging, until: EventLoop.shared.now + ctx.config.timeouts.clientSend) }
+            try await send(list, staging: ws.tlsStaging, until: EventLoop.shared.now + ctx.config.timeouts.clientSend)
         } catch {
             throw clientFailure(error)
         }
