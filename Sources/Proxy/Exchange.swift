@@ -165,7 +165,10 @@ extension ClientSession {
             n = try await conn.fill(ub, until: deadline)
         } catch {
             if clientHungUp { throw ExchangeFailure(.clientGone, requestSent: true) }
-            if error == .timedOut { throw ExchangeFailure(.headTimeout, requestSent: true) }
+            // A head cut off mid-way is a bad response; only a silent backend is a head timeout
+            // (which an idempotent request may leave for another server).
+            if error == .timedOut && !sawByte { throw ExchangeFailure(.headTimeout, requestSent: true) }
+            if error == .timedOut { throw ExchangeFailure(.badResponse, requestSent: true) }
             throw ExchangeFailure(sawByte ? .badResponse : .closedBeforeHead(error), requestSent: true)
         }
         if n == 0 { throw ExchangeFailure(sawByte ? .badResponse : .closedBeforeHead(nil), requestSent: true) }

@@ -180,13 +180,14 @@ extension ClientSession {
                 ctx.stats.staleRetriesTotal += 1
                 return true
             }
-        case .headTimeout:
-            return false
         default:
             break
         }
+        // A backend that did not answer in time, with nothing of its answer seen, is left for
+        // another server when the request is idempotent (nginx's `proxy_next_upstream timeout`).
         guard !a.failedOver, group.config.retry, group.servers.count > 1, let s = t.server else { return false }
         if case .connect = f.cause {} else { group.failed(s) }  // a connect error was counted when it happened
+        if let k = f.timeout { ctx.stats.timedOut(k) }
         a.failedOver = true
         a.excluded = s
         ctx.stats.retriesTotal += 1

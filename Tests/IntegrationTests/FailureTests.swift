@@ -75,6 +75,36 @@ struct FailureTests {
         #expect(try gh.metric("gatehouse_upstream_connect_errors_total{backend=\"b\",server=\"127.0.0.1:1\"}") <= 2)
     }
 
+    @Test("a server that accepts and never answers beside a healthy one: idempotent requests get 200 from the healthy one, a POST gets 504")
+    func silentServerFailover() throws {
+        // A listening socket nobody accepts from: connects succeed, requests are taken, nothing answers.
+        let silent = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(silent) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(silent, $0, len) } }
+        _ = listen(silent, 128)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(silent, $0, &len) } }
+        let silentPort = UInt16(bigEndian: addr.sin_port)
+        let good = try DemoBackend()
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [silentPort, good.port], backendExtra: "max_fails 100;",
+                                                                     top: "timeouts { upstream_header 300ms; }"))
+        for i in 0..<6 {
+            #expect(try HTTP.get(port: gh.port, "/get-\(i)").status == 200, "GET \(i)")
+        }
+        #expect(try gh.metric("gatehouse_retries_total{reason=\"failover\"}") >= 2)
+        #expect(try gh.metric("gatehouse_timeouts_total{kind=\"upstream_header\"}") >= 2)
+        #expect(try gh.metric("gatehouse_upstream_failures_total{backend=\"b\",server=\"127.0.0.1:\(silentPort)\"}") >= 2)
+        // Not idempotent: a POST that went to the silent server is not sent again.
+        var statuses: [Int] = []
+        for _ in 0..<2 {
+            statuses.append(try HTTP.request(port: gh.port, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi").status)
+        }
+        #expect(statuses.sorted() == [200, 504], "\(statuses)")
+    }
+
     @Test("a backend that silently closes keep-alive connections never surfaces as a 502")
     func staleKeepAlive() throws {
         let be = try DemoBackend()
