@@ -8,6 +8,7 @@ public struct HeadSnapshot: Equatable {
         public var value: ByteRange
         public var kind: HeaderKind
         public var namedByConnection: Bool
+        public var dropped: Bool
     }
 
     public var method, target, reason: ByteRange
@@ -15,8 +16,10 @@ public struct HeadSnapshot: Equatable {
     public var status, versionMinor, start, end: Int
     public var fields: [Field]
     public var contentLength: UInt64?
-    public var chunked, otherTransferCoding, keepAlive, expectContinue, upgrade: Bool
-    public var host: ByteRange?
+    public var chunked, otherTransferCoding, keepAlive, expectContinue, upgrade, ambiguous: Bool
+    public var transferEncodingLines: Int
+    public var host, targetAuthority: ByteRange?
+    public var targetPath: ByteRange
 
     public init(_ h: MessageHead) {
         method = h.method
@@ -27,14 +30,18 @@ public struct HeadSnapshot: Equatable {
         versionMinor = h.versionMinor
         start = h.start
         end = h.end
-        fields = h.headers.map { Field(name: $0.name, value: $0.value, kind: $0.kind, namedByConnection: $0.namedByConnection) }
+        fields = h.headers.map { Field(name: $0.name, value: $0.value, kind: $0.kind, namedByConnection: $0.namedByConnection, dropped: $0.dropped) }
         contentLength = h.contentLength
         chunked = h.chunked
         otherTransferCoding = h.otherTransferCoding
         keepAlive = h.keepAlive
         expectContinue = h.expectContinue
         upgrade = h.upgrade
+        ambiguous = h.ambiguous
+        transferEncodingLines = h.transferEncodingLines
         host = h.host
+        targetAuthority = h.targetAuthority
+        targetPath = h.targetPath
     }
 }
 
