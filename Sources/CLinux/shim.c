@@ -33,3 +33,11 @@ uint64_t gh_heap_free(void) {
 }
 
 int gh_heap_trim(void) { return malloc_trim(0); }
+
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
+
+int gh_unsent_bytes(int fd) {
+    int n = 0;
+    return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
+}

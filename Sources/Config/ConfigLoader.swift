@@ -99,6 +99,8 @@ private struct Builder {
                 let v = try size(d)
                 guard v >= 4096, v <= 1 << 20 else { throw error(d, "must be between 4k and 1m") }
                 config.bufferSize = v
+            case "request_buffer": config.requestBuffer = try size(d)
+            case "response_buffer": config.responseBuffer = try size(d)
             case "buffer_cache":
                 config.bufferCacheCount = try count(d)
             case "park_after":
@@ -197,6 +199,12 @@ private struct Builder {
         case "max_headers": config.limits.maxHeaders = try count(d, min: 1)
         case "max_body_bytes": config.limits.maxBodyBytes = UInt64(try size(d))
         case "keepalive_requests": config.limits.maxKeepAliveRequests = try count(d, min: 1)
+        case "buffer_memory":
+            let v = try size(d)
+            guard v >= 1 << 20 else { throw error(d, "must be at least 1m") }
+            config.limits.bufferMemory = v
+        case "min_rate": config.limits.minRate = try count(d)
+        case "min_rate_grace": config.limits.minRateGrace = try duration(d)
         default: throw error(d, "unknown limit")
         }
     }

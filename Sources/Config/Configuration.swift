@@ -74,6 +74,14 @@ public struct Limits: Sendable, Equatable {
     public var maxBodyBytes: UInt64 = 0
     /// Requests served on one client connection before it is closed (nginx keepalive_requests).
     public var maxKeepAliveRequests = 10_000
+    /// Buffer memory (bytes) beyond which no connection takes a buffer past its first in either
+    /// direction: reads then wait for the other side to drain (backpressure) instead of allocating.
+    public var bufferMemory = 64 * 1024 * 1024
+    /// The slowest a client may send a request body or read a response, in bytes per second of
+    /// the time spent waiting on it, once `minRateGrace` of waiting has passed (Kestrel's
+    /// MinRequestBodyDataRate / MinResponseDataRate); 0 turns it off.
+    public var minRate = 240
+    public var minRateGrace: UInt64 = 5 * Timeouts.sec
     public init() {}
 }
 
@@ -148,6 +156,13 @@ public struct Configuration: Sendable, Equatable {
     public var logLevel = "info"
     /// Bytes per connection buffer: the high-water mark of a body in flight in each direction.
     public var bufferSize = 16 * 1024
+    /// A request body up to this size is read whole before a backend connection is leased, so a
+    /// slow client never holds a backend slot; a larger one streams once this much is buffered.
+    public var requestBuffer = 64 * 1024
+    /// A response up to this size is read from the backend as fast as it comes, so its connection
+    /// goes back to the pool at once while the client drains at its own pace; beyond it, the
+    /// response streams with backpressure.
+    public var responseBuffer = 256 * 1024
     /// Idle buffers kept for reuse.
     public var bufferCacheCount = 1024
     /// A keep-alive client whose next request has not begun after this long gives back its task

@@ -28,6 +28,15 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
     var inRequest = false
     /// The client hung up while its request waited on a backend (see `HangupWatcher`).
     var clientHungUp = false
+    /// How fast the client reads the current response (see `MinRate`).
+    var sendRate = MinRate(bytesPerSecond: 0, grace: 0)
+    /// The current response was more than one read: its end may still sit in the kernel's send
+    /// queue, so the client's pace is watched after it (see `DrainWatch`).
+    var sendRateArmed = false
+    /// While a response drains from the kernel: when to look again, and the bytes unsent then.
+    var drainCheckAt: UInt64 = 0
+    var drainUnsent = 0
+    var drainFrom: UInt64 = 0
     /// The upstream connection the current request is using, so a hang-up can interrupt its wait.
     var upstreamInUse: UpstreamConnection?
     /// The request's place in the upstream queue while it waits there.
@@ -68,6 +77,8 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
                                       parkAfter: c.parkAfter, maxRequests: c.limits.maxKeepAliveRequests, now: now)
         idleWait = state.firstWait(now: now)
         requestEnd = 0
+        drainCheckAt = 0
+        sendRateArmed = false
         inRequest = false
         clientHungUp = false
         lingerOnClose = false
@@ -197,6 +208,7 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
                 continue
             case .waitNext(let until):
                 idleWait = until
+                if sendRateArmed { watchDrain() }
             }
         }
     }
@@ -224,13 +236,21 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
                 }
             }
             let waitingForFirstByte = inbound.isEmpty
+            let watching = waitingForFirstByte && drainCheckAt != 0
             do {
-                let n = try await fill(inbound, until: waitingForFirstByte ? idleWait : headDeadline)
+                // While a response drains from the kernel the connection does not park (that would
+                // end the watch): it waits for its next look, within the keep-alive time.
+                let deadline = !waitingForFirstByte ? headDeadline : watching ? min(state.idleDeadline, drainCheckAt) : idleWait
+                let n = try await fill(inbound, until: deadline)
                 if n == 0 {
                     close()
                     return .closed
                 }
             } catch .timedOut {
+                if watching && EventLoop.shared.now >= drainCheckAt {
+                    if checkDrain() { continue }
+                    return .closed
+                }
                 if waitingForFirstByte {
                     park()
                     return .parked

@@ -10,10 +10,16 @@ final class Workspace: @unchecked Sendable {
     var response: HeadParser
     let iov = IOVecList()
     let upstream: BufferSlot
+    /// A request body read before a backend is leased (beyond what came with the head).
+    let requestSpool: BufferChain
+    /// A response read from the backend ahead of the client.
+    let responseQueue: BufferChain
     /// Room for the client's address in X-Forwarded-For.
     let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
 
-    init(limits: HeadLimits, upstreamPool: BufferPool) {
+    init(limits: HeadLimits, clientPool: BufferPool, upstreamPool: BufferPool) {
+        requestSpool = BufferChain(pool: clientPool)
+        responseQueue = BufferChain(pool: upstreamPool)
         request = HeadParser(kind: .request, limits: limits)
         var responseLimits = limits
         responseLimits.maxHeadBytes = upstreamPool.bufferSize
@@ -140,15 +146,24 @@ final class ProxyContext: @unchecked Sendable {
 
     private var heapFreeAfterTrim = 0
 
+    /// Whether a connection may take a buffer beyond its first in either direction: buffer
+    /// memory in use is under `limits.buffer_memory`. When it is not, reads wait for the other
+    /// side to drain instead (backpressure), so memory stays bounded under any mix of slow peers.
+    var mayTakeExtraBuffer: Bool {
+        clientBuffers.bytesInUse + upstreamBuffers.bytesInUse < config.limits.bufferMemory
+    }
+
     private var workspacesInUse = 0
 
     func takeWorkspace() -> Workspace {
         workspacesInUse += 1
-        return workspaces.popLast() ?? Workspace(limits: headLimits, upstreamPool: upstreamBuffers)
+        return workspaces.popLast() ?? Workspace(limits: headLimits, clientPool: clientBuffers, upstreamPool: upstreamBuffers)
     }
 
     func giveWorkspace(_ w: Workspace) {
         w.upstream.release()
+        w.requestSpool.release()
+        w.responseQueue.release()
         workspacesInUse -= 1
         if workspaces.count < config.bufferCacheCount { workspaces.append(w) }
     }

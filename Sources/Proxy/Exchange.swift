@@ -27,6 +27,7 @@ extension ClientSession {
         ws.iov.reset()
         HeadRewriter.request(ws.iov, p, ws.request.head, peer: peerBytes(ws), hostLine: conn.server.hostLine, client: clientFacts(ws))
         ws.iov.add(p + plan.headEnd, plan.buffered)
+        ws.requestSpool.addSpans(to: ws.iov)
         do throws(IOError) {
             return try conn.sendNow(ws.iov)
         } catch {
@@ -71,40 +72,33 @@ extension ClientSession {
 
     // MARK: Phase: send body
 
-    /// The rest of the body, one buffer at a time: we read from the client only what the backend
-    /// has taken, so a body of any size needs one buffer.
+    /// The rest of a body larger than `request_buffer`, one buffer at a time: we read from the
+    /// client only what the backend has taken, so the rest of a body of any size needs one buffer.
+    /// The client's pace still counts against the minimum rate.
     @LoopActor
     private func sendBody(_ ws: Workspace, _ conn: UpstreamConnection, _ plan: RequestPlan) async throws(ExchangeFailure) {
-        let t = ctx.config.timeouts
         let maxBody = ctx.config.limits.maxBodyBytes
         inbound.buffer!.readIndex += plan.headEnd + plan.buffered
-        if plan.expectContinue && plan.versionMinor == 1 {  // RFC 9110 §10.1.1
-            do throws(IOError) {
-                try await send(UnsafeRawBufferPointer(start: Responses.continue100.utf8Start, count: Responses.continue100.utf8CodeUnitCount),
-                               until: EventLoop.shared.now + t.clientSend)
-            } catch {
-                throw ExchangeFailure(.clientGone, requestSent: true)
-            }
-        }
+        ws.requestSpool.release()  // its bytes went with the head
+        if plan.expectContinue && !plan.continueSent && plan.versionMinor == 1 { try await sendContinue() }
         var framer = plan.framer
-        var total = UInt64(plan.buffered)
+        var rate = plan.bodyRate
+        var total = UInt64(plan.buffered + plan.spooled)
         setPhase(.reading)
         while true {
             inbound.releaseIfEmpty()
-            let n: Int
-            do throws(IOError) {
-                n = try await fill(inbound, until: EventLoop.shared.now + t.clientBody)
-            } catch {
-                throw ExchangeFailure(error == .timedOut ? .clientTimeout(.clientBody) : .clientGone, requestSent: true)
-            }
-            if n == 0 { throw ExchangeFailure(.clientGone, requestSent: true) }
+            if inbound.buffer == nil { inbound.buffer = inbound.pool.take() }
             let b = inbound.buffer!
+            if b.writableTail == 0 { b.compact() }
+            let n = try await readClientBody(into: b.tail, &rate, sent: true)
+            b.writeIndex += n
             let r = framer.scan(b.readableBytes)
             if let e = r.error { throw ExchangeFailure(.badBody(e), requestSent: true) }
             total += UInt64(r.consumed)
             if maxBody > 0 && total > maxBody { throw ExchangeFailure(.badBody(.bodyTooLarge), requestSent: true) }
             do throws(IOError) {
-                try await conn.send(UnsafeRawBufferPointer(start: b.base + b.readIndex, count: r.consumed), until: EventLoop.shared.now + t.upstreamSend)
+                try await conn.send(UnsafeRawBufferPointer(start: b.base + b.readIndex, count: r.consumed),
+                                    until: EventLoop.shared.now + ctx.config.timeouts.upstreamSend)
             } catch {
                 throw upstreamFailure(.send(error), requestSent: true)
             }

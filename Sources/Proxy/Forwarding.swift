@@ -14,15 +14,22 @@ struct RequestPlan {
     /// Where the head ends in the inbound buffer (from its read index).
     let headEnd: Int
     /// The body framer, past the body bytes already buffered.
-    let framer: BodyFramer
+    var framer: BodyFramer
     /// Body bytes already in the inbound buffer after the head.
-    let buffered: Int
+    var buffered: Int
+    /// Body bytes read into the workspace's request spool (after those in the inbound buffer).
+    var spooled = 0
     /// The whole body is buffered: the request can be sent again, and nothing of it is left to read.
-    let bodyDone: Bool
+    var bodyDone: Bool
+    /// We answered `Expect: 100-continue` ourselves while reading the body.
+    var continueSent = false
+    /// The client's pace so far, carried from reading the body into streaming the rest.
+    var bodyRate: MinRate
 
     var idempotent: Bool { method.isIdempotent }
 
-    init(_ head: MessageHead, framer: BodyFramer, buffered: Int, bodyDone: Bool) {
+    init(_ head: MessageHead, framer: BodyFramer, buffered: Int, bodyDone: Bool, rate: MinRate) {
+        bodyRate = rate
         method = head.methodKind
         versionMinor = head.versionMinor
         keepAlive = head.keepAlive
@@ -61,10 +68,18 @@ extension ClientSession {
         stats.requestsInFlight += 1
         defer { stats.requestsInFlight -= 1 }
         let started = EventLoop.shared.now
-        let plan: RequestPlan
+        var plan: RequestPlan
         switch admit(ws) {
         case .success(let p): plan = p
         case .failure(let e): return await conclude(ExchangeFailure(.badBody(e), requestSent: false), plan: nil, started: started)
+        }
+        defer { returnSpool(ws) }
+        if !plan.bodyDone {
+            do throws(ExchangeFailure) {
+                try await receiveBody(ws, &plan)
+            } catch {
+                return await conclude(error, plan: plan, started: started)
+            }
         }
         watchForHangup()
         defer { stopWatchingForHangup() }
@@ -95,6 +110,14 @@ extension ClientSession {
                 upstreamInUse = nil
                 conn.requests += 1
                 group.release(conn, reusable: done.upstreamReusable, succeeded: true)
+                // The backend is done and back in the pool; the client takes the rest at its pace.
+                if !ws.responseQueue.isEmpty {
+                    do throws(ExchangeFailure) {
+                        try await deliver(ws)
+                    } catch {
+                        return await conclude(error, plan: plan, started: started)
+                    }
+                }
                 finish(done.status, started)
                 return done.clientKeepAlive
             } catch {
@@ -123,7 +146,8 @@ extension ClientSession {
         let pre = framer.scan(UnsafeRawBufferPointer(start: inb.base + afterHead, count: inb.writeIndex - afterHead))
         if let e = pre.error { return .failure(e) }
         requestEnd = afterHead + pre.consumed
-        return .success(RequestPlan(head, framer: framer, buffered: pre.consumed, bodyDone: pre.done))
+        let rate = MinRate(bytesPerSecond: ctx.config.limits.minRate, grace: ctx.config.limits.minRateGrace)
+        return .success(RequestPlan(head, framer: framer, buffered: pre.consumed, bodyDone: pre.done, rate: rate))
     }
 
     /// The client-certificate subject header this connection's listener sets, or else the one

@@ -34,6 +34,7 @@ final class ProxyMetrics: @unchecked Sendable {
     private let clientBuffers: Gauge
     private let upstreamBuffers: Gauge
     private let poolBytes: Gauge
+    private let bufferLimit: Gauge
     private let fds: Gauge
     private let maxFDs: Gauge
     private let threads: Gauge
@@ -83,8 +84,10 @@ final class ProxyMetrics: @unchecked Sendable {
         rss = r.gauge("process_resident_memory_bytes", "Resident memory size in bytes.")
         heap = r.gauge("gatehouse_heap_in_use_bytes", "Heap bytes in use (mallinfo2).")
         heapFree = r.gauge("gatehouse_heap_free_bytes", "Free heap bytes malloc still holds (mallinfo2 fordblks).")
-        clientBuffers = r.gauge("gatehouse_buffer_bytes", "Bytes of I/O buffers held by connections, by direction.", [("direction", "client")])
-        upstreamBuffers = r.gauge("gatehouse_buffer_bytes", "Bytes of I/O buffers held by connections, by direction.", [("direction", "upstream")])
+        let help = "Buffer memory held by connections: client = requests read from clients (heads and bodies), upstream = responses read from backends."
+        clientBuffers = r.gauge("gatehouse_buffer_bytes", help, [("direction", "client")])
+        upstreamBuffers = r.gauge("gatehouse_buffer_bytes", help, [("direction", "upstream")])
+        bufferLimit = r.gauge("gatehouse_buffer_memory_limit_bytes", "limits.buffer_memory: beyond it no connection takes a second buffer (reads wait instead).")
         poolBytes = r.gauge("gatehouse_buffer_pool_bytes", "Bytes of free buffers cached for reuse.")
         fds = r.gauge("process_open_fds", "Number of open file descriptors.")
         maxFDs = r.gauge("process_max_fds", "Maximum number of open file descriptors.")
@@ -134,8 +137,9 @@ final class ProxyMetrics: @unchecked Sendable {
         rss.set(Double(ProcessStats.residentBytes()))
         heap.set(Double(ProcessStats.heapInUse()))
         heapFree.set(Double(ProcessStats.heapFree()))
-        clientBuffers.set(Double(ctx.clientBuffers.inUse * ctx.clientBuffers.bufferSize))
-        upstreamBuffers.set(Double(ctx.upstreamBuffers.inUse * ctx.upstreamBuffers.bufferSize))
+        clientBuffers.set(Double(ctx.clientBuffers.bytesInUse))
+        upstreamBuffers.set(Double(ctx.upstreamBuffers.bytesInUse))
+        bufferLimit.set(Double(ctx.config.limits.bufferMemory))
         poolBytes.set(Double(ctx.clientBuffers.bytesCached + ctx.upstreamBuffers.bytesCached))
         fds.set(Double(ProcessStats.openFDs()))
         maxFDs.set(Double(ProcessStats.maxFDs()))

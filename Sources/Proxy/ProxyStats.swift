@@ -5,6 +5,8 @@ import Runtime
 public final class ProxyStats {
     public enum Timeout: Int, CaseIterable {
         case clientHeader, clientBody, clientSend, upstreamConnect, upstreamHeader, upstreamRead, upstreamSend, queue
+        /// A client sent its body, or read the response, slower than `limits.min_rate`.
+        case requestMinRate, responseMinRate
 
         var label: String {
             switch self {
@@ -16,6 +18,8 @@ public final class ProxyStats {
             case .upstreamRead: return "upstream_read"
             case .upstreamSend: return "upstream_send"
             case .queue: return "queue"
+            case .requestMinRate: return "request_min_rate"
+            case .responseMinRate: return "response_min_rate"
             }
         }
     }

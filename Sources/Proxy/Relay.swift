@@ -20,6 +20,8 @@ extension ClientSession {
                               keepAlive10: clientKeep && http10, dechunk: dechunk)
         b.readIndex += rh.end
         setPhase(.writing)
+        sendRate = MinRate(bytesPerSecond: ctx.config.limits.minRate, grace: ctx.config.limits.minRateGrace)
+        sendRateArmed = false
         var rf = BodyFramer(framing)
         if !dechunk {
             let r = rf.scan(b.readableBytes)
@@ -81,7 +83,7 @@ extension ClientSession {
         ExchangeFailure(e == .timedOut ? .clientTimeout(.clientSend) : .clientGone, requestSent: true, responseStarted: true)
     }
 
-    /// Reads more of the response body; 0 is the backend's EOF.
+    /// Reads more of the response body into the upstream slot; 0 is the backend's EOF.
     @LoopActor @inline(__always)
     private func readBody(_ conn: UpstreamConnection, _ ub: BufferSlot) async throws(ExchangeFailure) -> Int {
         ub.releaseIfEmpty()
@@ -92,23 +94,100 @@ extension ClientSession {
         }
     }
 
-    /// Relays the body bytes as they are, until the framer says it ended (or the backend closes a
-    /// close-delimited body). Returns whether bytes beyond the response's end arrived.
-    @LoopActor @inline(__always)
+    /// Reads the body from the backend as fast as it comes, into the workspace's response queue
+    /// (up to `response_buffer`, while buffer memory allows), handing the client what it takes
+    /// without waiting for it; the rest waits in the queue for `deliver`, after the connection
+    /// is back in the pool. Only a full queue makes the backend wait for the client
+    /// (backpressure), and then the client's pace counts against the minimum rate. Returns whether
+    /// bytes beyond the response's end arrived.
+    @LoopActor
     private func relayRaw(_ ws: Workspace, _ conn: UpstreamConnection, _ rf: inout BodyFramer) async throws(ExchangeFailure) -> Bool {
-        let ub = ws.upstream
+        let q = ws.responseQueue
+        if let b = ws.upstream.buffer {  // what is left after the head's bytes went out
+            ws.upstream.buffer = nil
+            q.adopt(b)
+        }
+        let limit = ctx.config.responseBuffer
         while !rf.isComplete {
-            if try await readBody(conn, ub) == 0 {
+            if q.tailRoom == 0 {
+                if q.isEmpty || (q.capacity < limit && ctx.mayTakeExtraBuffer) {
+                    q.grow()
+                } else {
+                    try await sendFront(q)  // the client must take some before we read more
+                    continue
+                }
+            }
+            let room = q.tail
+            let n = try await readBody(conn, room)
+            if n == 0 {
                 if rf.eof() { return false }
                 throw ExchangeFailure(.truncated(nil), requestSent: true, responseStarted: true)
             }
-            let b = ub.buffer!
-            let r = rf.scan(b.readableBytes)
+            let r = rf.scan(UnsafeRawBufferPointer(rebasing: room[0..<n]))
             if r.error != nil { throw ExchangeFailure(.truncated(nil), requestSent: true, responseStarted: true) }
-            try await sendToClient(UnsafeRawBufferPointer(start: b.base + b.readIndex, count: r.consumed))
-            b.readIndex += r.consumed
+            q.wrote(r.consumed)
+            if r.consumed < n { return true }
+            sendRateArmed = true
+            try sendQueuedNow(q)
         }
-        return !ub.isEmpty
+        return false
+    }
+
+    /// Reads more of the response body into `room`; 0 is the backend's EOF.
+    @LoopActor @inline(__always)
+    private func readBody(_ conn: UpstreamConnection, _ room: UnsafeMutableRawBufferPointer) async throws(ExchangeFailure) -> Int {
+        do throws(IOError) {
+            return try await conn.read(into: room, until: EventLoop.shared.now + ctx.config.timeouts.upstreamRead)
+        } catch {
+            throw ExchangeFailure(.truncated(error), requestSent: true, responseStarted: true)
+        }
+    }
+
+    /// Hands the client what it takes of the queue now, without waiting.
+    private func sendQueuedNow(_ q: BufferChain) throws(ExchangeFailure) {
+        while true {
+            let f = q.front
+            if f.count == 0 { return }
+            let n: Int
+            do throws(IOError) {
+                n = try sendNow(f)
+            } catch {
+                throw clientFailure(error)
+            }
+            q.consume(n)
+            if n < f.count { return }
+        }
+    }
+
+    /// Waits until the client has taken the queue's first buffer, within `client_send` and the
+    /// minimum rate. What the client took is measured by the kernel's send queue, not by what we
+    /// wrote: the kernel may hold megabytes for a client that reads a few bytes a second.
+    @LoopActor
+    private func sendFront(_ q: BufferChain) async throws(ExchangeFailure) {
+        let f = q.front
+        let now = EventLoop.shared.now
+        let unsent = socket.unsentBytes
+        sendRateArmed = true
+        do throws(IOError) {
+            try await send(f, until: sendRate.deadline(now: now, limit: now + ctx.config.timeouts.clientSend))
+        } catch {
+            sendRate.record(waitFrom: now, to: EventLoop.shared.now, moved: 0)
+            if error == .timedOut && sendRate.exceeded {
+                throw ExchangeFailure(.clientTimeout(.responseMinRate), requestSent: true, responseStarted: true)
+            }
+            throw clientFailure(error)
+        }
+        sendRate.record(waitFrom: now, to: EventLoop.shared.now, moved: f.count - (socket.unsentBytes - unsent))
+        q.consume(f.count)
+    }
+
+    /// The last phase, once the backend connection is back in the pool: the client takes the
+    /// rest of the response from the queue at its own pace (bounded by the minimum rate).
+    @LoopActor
+    func deliver(_ ws: Workspace) async throws(ExchangeFailure) {
+        let q = ws.responseQueue
+        defer { q.release() }
+        while q.front.count > 0 { try await sendFront(q) }
     }
 
     /// Relays a chunked body decoded, for an HTTP/1.0 client (which then sees the end by close).

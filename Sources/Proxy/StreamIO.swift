@@ -18,6 +18,20 @@ extension StreamEnd {
         return try await slot.fill(from: socket, until: deadline)
     }
 
+    /// Reads once into `into` (waiting until `deadline`); 0 means EOF.
+    @LoopActor @inline(__always)
+    func read(into: UnsafeMutableRawBufferPointer, until deadline: UInt64) async throws(IOError) -> Int {
+        if let t = tls { return try await t.read(into: into, until: deadline) }
+        return try await socket.read(into: into, until: deadline)
+    }
+
+    /// Writes what the peer takes now without waiting; 0 when it would block.
+    @inline(__always)
+    func sendNow(_ bytes: UnsafeRawBufferPointer) throws(IOError) -> Int {
+        if let t = tls { return try t.writeNow(bytes) ?? 0 }
+        return try socket.writeNow(bytes) ?? 0
+    }
+
     @LoopActor @inline(__always)
     func send(_ bytes: UnsafeRawBufferPointer, until deadline: UInt64) async throws(IOError) {
         if let t = tls { try await t.write(bytes, until: deadline) } else { try await socket.write(bytes, until: deadline) }

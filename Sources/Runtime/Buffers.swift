@@ -178,6 +178,9 @@ public final class BufferPool {
         return released
     }
 
+    /// Memory of the buffers handed out (whole pages, headers included).
+    public var bytesInUse: Int { inUse * stride }
+
     /// Bytes of free buffers that are resident.
     public var bytesCached: Int { residentFree * stride }
 }

@@ -200,6 +200,10 @@ public final class Socket: TimerNode, @unchecked Sendable {
         }
     }
 
+    /// Bytes written that the peer has not acknowledged yet (the kernel's send queue): what a
+    /// slow reader has not taken, however large the kernel let the buffer grow.
+    public var unsentBytes: Int { isClosed ? 0 : max(0, Int(gh_unsent_bytes(fd))) }
+
     /// Writes as much as the kernel takes now; nil when it would block.
     public func writeNow(_ bytes: UnsafeRawBufferPointer) throws(IOError) -> Int? {
         while true {

@@ -188,6 +188,25 @@ public final class TLSStream {
         }
     }
 
+    /// Writes what the connection takes now: bytes written, or nil when it would block. After nil,
+    /// the next write must begin with the same bytes (OpenSSL may hold part of them in a record);
+    /// partial writes and moving buffers are enabled, so the same start with more after it is fine.
+    public func writeNow(_ bytes: UnsafeRawBufferPointer) throws(IOError) -> Int? {
+        if socket.isClosed { throw .closed }
+        ERR_clear_error()
+        let n = SSL_write(ssl, bytes.baseAddress, Int32(min(bytes.count, 1 << 30)))
+        if n > 0 { return Int(n) }
+        switch SSL_get_error(ssl, n) {
+        case SSL_ERROR_WANT_WRITE, SSL_ERROR_WANT_READ: return nil
+        case SSL_ERROR_SYSCALL:
+            failed = true
+            throw .errno(errno == 0 ? EPIPE : errno)
+        default:
+            failed = true
+            throw .errno(EPROTO)
+        }
+    }
+
     /// Writes a gather list through `staging`, so a head of many small spans becomes one TLS
     /// record (and one syscall) instead of one record per span.
     @LoopActor

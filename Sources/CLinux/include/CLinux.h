@@ -19,6 +19,8 @@ uint64_t gh_heap_total(void);
 uint64_t gh_heap_free(void);
 /// Gives free heap pages back to the kernel (malloc_trim(0)); returns 1 if it released any.
 int gh_heap_trim(void);
+/// Bytes in a socket's send queue the peer has not acknowledged yet (SIOCOUTQ); -1 on error.
+int gh_unsent_bytes(int fd);
 /// Blocks SIGTERM, SIGINT and SIGHUP and returns a non-blocking signalfd that reports them; SIGPIPE is ignored.
 int gh_signalfd_open(void);
 
