@@ -165,7 +165,8 @@ final class UpstreamGroup: @unchecked Sendable {
         self.connectTimeout = connectTimeout
         for s in servers {
             s.group = self
-            s.preallocate(min(config.maxIdle, 4096))
+            // With idle sized by demand, a first batch; bursts beyond it keep their own records.
+            s.preallocate(min(config.maxIdle ?? 1024, config.maxConnections, 4096))
         }
     }
 
@@ -281,16 +282,18 @@ final class UpstreamGroup: @unchecked Sendable {
         let s = c.server
         let now = EventLoop.shared.now
         let keep = reusable && !state.draining
-        let record = keep && state.servers[s.index].pool.idle.count < config.maxIdle ? s.densify(c) : c
+        let record = keep && state.servers[s.index].pool.keepsRelease ? s.densify(c) : c
         switch state.released(record, server: s.index, reusable: reusable, succeeded: succeeded, now: now) {
         case .park:
             record.socket.park(record, until: now + config.idleTimeout)
         case .handOver(let w):
             w.grant(.reuse(record))
+            return
         case .close(let g):
             s.close(record)
             perform(g)
         }
+        for old in state.surplusIdle(server: s.index) { s.close(old) }
     }
 
     /// Resumes the waiter a freed slot went to.
