@@ -143,6 +143,20 @@ public struct GroupState<Conn: AnyObject, Waiter: AnyObject> {
         servers[i].health.failed(now: now)
     }
 
+    /// A response head arrived from server `i`: it is alive.
+    public mutating func answered(server i: Int, now: UInt64) {
+        servers[i].health.answered(now: now)
+    }
+
+    /// A request's wait for a response head from server `i`, begun at `since`, ran out with nothing
+    /// received. True when the server answered nothing since: it is hung and out of rotation now,
+    /// and the owner sends the requests still waiting on it that may go elsewhere (idempotent,
+    /// body whole, no failover yet) to another server now instead of letting each wait out its own
+    /// `upstream_header`. The failure itself is counted by `serverFailed`, as any other.
+    public mutating func headTimedOut(server i: Int, waitingSince since: UInt64, now: UInt64) -> Bool {
+        servers[i].health.headTimedOut(waitingSince: since, now: now)
+    }
+
     // MARK: Waiters and idle connections
 
     /// A waiter's queue timeout passed: it leaves the queue (the owner answers 503).
