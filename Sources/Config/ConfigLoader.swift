@@ -57,9 +57,12 @@ private struct Builder {
         return v
     }
 
-    func count(_ d: Directive, min: Int = 0) throws(ConfigError) -> Int {
+    /// A number, at least `min`. `orWord` names the word the directive also takes, for the message.
+    func count(_ d: Directive, min: Int = 0, orWord: String? = nil) throws(ConfigError) -> Int {
         let s = try one(d)
-        guard let v = Int(s), v >= min else { throw error(d, "invalid number \"\(s)\" (at least \(min))") }
+        guard let v = Int(s), v >= min else {
+            throw error(d, "invalid number \"\(s)\" (at least \(min)" + (orWord.map { ", or \($0)" } ?? "") + ")")
+        }
         return v
     }
 
@@ -220,7 +223,7 @@ private struct Builder {
             guard let b = Balance(rawValue: v) else { throw error(d, "unknown method \"\(v)\" (round_robin or least_conn)") }
             g.balance = b
         case "max_connections": g.maxConnections = try count(d, min: 1)
-        case "max_idle": g.maxIdle = try count(d)
+        case "max_idle": g.maxIdle = try one(d) == "auto" ? nil : try count(d, orWord: "auto")
         case "idle_timeout": g.idleTimeout = try duration(d)
         case "max_requests": g.maxRequestsPerConnection = try count(d, min: 1)
         case "queue_size": g.queueSize = try count(d)

@@ -90,10 +90,14 @@ public struct BackendGroup: Sendable, Equatable {
     public var name: String
     public var servers: [HostPort] = []
     public var balance: Balance = .roundRobin
-    /// Upstream connections open at once per server (leased plus connecting).
-    public var maxConnections = 256
-    /// Idle keep-alive connections kept per server.
-    public var maxIdle = 64
+    /// Upstream connections open at once per server (leased plus connecting). Beyond it requests
+    /// queue (`queueSize`, `queueTimeout`), so a backend that slows down is never flooded with as
+    /// many connections as there are clients waiting, and the proxy's descriptors stay bounded.
+    /// High enough that it is not what limits thousands of clients on a fast event-driven backend.
+    public var maxConnections = 10_000
+    /// Idle keep-alive connections kept per server, at most; nil ("auto"): as many as recent
+    /// demand asks for (the decayed peak of connections in use at once), up to `maxConnections`.
+    public var maxIdle: Int?
     /// How long a pooled connection may stay idle.
     public var idleTimeout: UInt64 = 60 * Timeouts.sec
     /// Requests on one upstream connection before it is retired.

@@ -117,6 +117,7 @@ extension ClientSession {
         setPhase(.waitingUpstream)
         let ub = ws.upstream
         let deadline = EventLoop.shared.now + ctx.config.timeouts.upstreamHeader
+        group.awaitingHead(conn)
         var sawByte = false
         while true {
             ws.response.reset()
@@ -137,6 +138,7 @@ extension ClientSession {
             }
             b.readIndex += ws.response.head.end
         }
+        group.headArrived(conn)
         // The request is committed: its bytes are done with.
         if plan.bodyDone { inbound.buffer!.readIndex += plan.headEnd + plan.buffered }
     }
@@ -161,7 +163,10 @@ extension ClientSession {
             if clientHungUp { throw ExchangeFailure(.clientGone, requestSent: true) }
             // A head cut off mid-way is a bad response; only a silent backend is a head timeout
             // (which an idempotent request may leave for another server).
-            if error == .timedOut && !sawByte { throw ExchangeFailure(.headTimeout, requestSent: true) }
+            if error == .timedOut && !sawByte {
+                group.headTimedOut(conn)  // a hung server leaves rotation, and its other waits fail over now
+                throw ExchangeFailure(.headTimeout, requestSent: true)
+            }
             if error == .timedOut { throw ExchangeFailure(.badResponse, requestSent: true) }
             throw ExchangeFailure(sawByte ? .badResponse : .closedBeforeHead(error), requestSent: true)
         }

@@ -105,6 +105,7 @@ extension ClientSession {
                 return await conclude(ExchangeFailure(.clientGone, requestSent: false), plan: plan, started: started)
             }
             upstreamInUse = conn
+            conn.mayFailOver = plan.bodyDone && plan.idempotent && !attempts.failedOver  // if its server hangs
             do throws(ExchangeFailure) {
                 let done = try await exchange(ws, conn, plan)
                 upstreamInUse = nil

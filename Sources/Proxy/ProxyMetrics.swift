@@ -19,7 +19,7 @@ final class ProxyMetrics: @unchecked Sendable {
     private var durations: [ValueHistogram] = []
     private var queueWaits: [ValueHistogram] = []
     private var queueLength: [Gauge] = []
-    private var serverGauges: [[(active: Gauge, idle: Gauge, up: Gauge, connects: MirroredCounter, errors: MirroredCounter, failures: MirroredCounter)]] = []
+    private var serverGauges: [[(active: Gauge, idle: Gauge, idleTarget: Gauge, up: Gauge, connects: MirroredCounter, errors: MirroredCounter, failures: MirroredCounter)]] = []
     private let timeouts: [MirroredCounter]
     private let retries: MirroredCounter
     private let staleRetries: MirroredCounter
@@ -66,6 +66,7 @@ final class ProxyMetrics: @unchecked Sendable {
                 let l = [("backend", b), ("server", s.label)]
                 return (r.gauge("gatehouse_upstream_connections", "Upstream connections by state.", l + [("state", "active")]),
                         r.gauge("gatehouse_upstream_connections", "Upstream connections by state.", l + [("state", "idle")]),
+                        r.gauge("gatehouse_upstream_idle_target", "Idle connections the pool keeps when all come back: recent peak demand, decaying, at most max_idle.", l),
                         r.gauge("gatehouse_upstream_server_up", "1 while passive health keeps the server in rotation.", l),
                         r.counter("gatehouse_upstream_connects_total", "Upstream connections opened.", l),
                         r.counter("gatehouse_upstream_connect_errors_total", "Upstream connects that failed.", l),
@@ -118,6 +119,7 @@ final class ProxyMetrics: @unchecked Sendable {
                 let m = serverGauges[gi][si]
                 m.active.set(Double(s.pool.active))
                 m.idle.set(Double(s.pool.idle.count))
+                m.idleTarget.set(Double(min(s.pool.demand.estimate, s.pool.maxIdle)))
                 m.up.set(Double(s.health.isAvailable(now: EventLoop.shared.now) ? 1 : 0))
                 m.connects.set(total: s.connectsTotal)
                 m.errors.set(total: s.connectErrorsTotal)

@@ -14,6 +14,14 @@ final class UpstreamConnection: ParkedHandler, @unchecked Sendable {
     let isDense: Bool
     /// Set when the backend group speaks TLS to its servers.
     var tls: TLSStream?
+    /// Its request may go to another server if this one turns out hung (set for each exchange).
+    var mayFailOver = false
+    /// When its request's response head began to be awaited.
+    var headSince: UInt64 = 0
+    /// Its place in `server.headWaits`; -1 when not there.
+    var headWaitIndex = -1
+    /// Its head wait was cut short because its server was found hung (it did not time out itself).
+    var cutShort = false
 
     init(socket: Socket, server: UpstreamServer, dense: Bool = false) {
         self.socket = socket
@@ -53,6 +61,33 @@ final class UpstreamServer: @unchecked Sendable {
     /// This server's part of the group's state (read by the metrics).
     var pool: PoolState<UpstreamConnection> { group.state.servers[index].pool }
     var health: HealthState { group.state.servers[index].health }
+
+    /// Connections whose request awaits its response head and may go elsewhere if this server
+    /// hangs. Swap-removed by index: O(1) per request.
+    private(set) var headWaits: [UpstreamConnection] = []
+
+    func addHeadWait(_ c: UpstreamConnection) {
+        c.headWaitIndex = headWaits.count
+        headWaits.append(c)
+    }
+
+    func removeHeadWait(_ c: UpstreamConnection) {
+        let i = c.headWaitIndex
+        guard i >= 0 else { return }
+        let last = headWaits.removeLast()
+        if i < headWaits.count {
+            headWaits[i] = last
+            last.headWaitIndex = i
+        }
+        c.headWaitIndex = -1
+    }
+
+    /// Empties `headWaits`, returning them.
+    func takeHeadWaits() -> [UpstreamConnection] {
+        defer { headWaits.removeAll(keepingCapacity: true) }
+        for c in headWaits { c.headWaitIndex = -1 }
+        return headWaits
+    }
 
     /// Free preallocated records. Idle pooled connections move into these when they park, so
     /// that after a burst the connections kept idle sit together in memory rather than pinning
@@ -165,7 +200,8 @@ final class UpstreamGroup: @unchecked Sendable {
         self.connectTimeout = connectTimeout
         for s in servers {
             s.group = self
-            s.preallocate(min(config.maxIdle, 4096))
+            // With idle sized by demand, a first batch; bursts beyond it keep their own records.
+            s.preallocate(min(config.maxIdle ?? 1024, config.maxConnections, 4096))
         }
     }
 
@@ -274,23 +310,55 @@ final class UpstreamGroup: @unchecked Sendable {
         state.serverFailed(s.index, now: EventLoop.shared.now)
     }
 
+    // MARK: Hung servers
+
+    /// The request on `c` is sent: its response head is awaited from now.
+    func awaitingHead(_ c: UpstreamConnection) {
+        c.headSince = EventLoop.shared.now
+        c.cutShort = false
+        if c.mayFailOver { c.server.addHeadWait(c) }
+    }
+
+    /// `c`'s final response head arrived: its server is alive.
+    func headArrived(_ c: UpstreamConnection) {
+        c.server.removeHeadWait(c)
+        state.answered(server: c.server.index, now: EventLoop.shared.now)
+    }
+
+    /// `c`'s head wait ran out with nothing received. When its server sent no head since the
+    /// request went, the server is taken out of rotation now, and the other requests waiting on
+    /// it that may go elsewhere are woken as if timed out, so they fail over now.
+    func headTimedOut(_ c: UpstreamConnection) {
+        let s = c.server
+        s.removeHeadWait(c)
+        guard !c.cutShort, state.headTimedOut(server: s.index, waitingSince: c.headSince, now: EventLoop.shared.now),
+              config.retry, servers.count > 1 else { return }
+        for w in s.takeHeadWaits() {
+            w.cutShort = true
+            w.socket.interrupt()
+        }
+    }
+
     /// Gives a leased connection back: to a waiting request, to the idle pool, or closed.
     /// `succeeded`: the exchange completed (a response relayed whole), which passive health counts
     /// as a success even when the connection cannot be reused; a reusable one always did.
     func release(_ c: UpstreamConnection, reusable: Bool, succeeded: Bool = false) {
         let s = c.server
+        s.removeHeadWait(c)
         let now = EventLoop.shared.now
         let keep = reusable && !state.draining
-        let record = keep && state.servers[s.index].pool.idle.count < config.maxIdle ? s.densify(c) : c
+        let record = keep && state.servers[s.index].pool.keepsRelease ? s.densify(c) : c
         switch state.released(record, server: s.index, reusable: reusable, succeeded: succeeded, now: now) {
         case .park:
             record.socket.park(record, until: now + config.idleTimeout)
         case .handOver(let w):
             w.grant(.reuse(record))
+            return
         case .close(let g):
             s.close(record)
             perform(g)
         }
+        for old in state.surplusIdle(server: s.index) { s.close(old) }
     }
 
     /// Resumes the waiter a freed slot went to.

@@ -26,9 +26,15 @@ struct ConfigTests {
         let g = try #require(c.backend(named: "b"))
         #expect(g.servers.count == 2 && g.servers[1].host == "::1")
         #expect(g.balance == .leastConnections)
-        #expect(g.maxConnections == 256 && g.queueTimeout == 5_000_000_000)
+        #expect(g.maxConnections == 10_000 && g.maxIdle == nil && g.queueTimeout == 5_000_000_000)
         #expect(c.timeouts == Timeouts())
         #expect(c.servers[0].listen[0].address.host == "0.0.0.0")
+    }
+
+    @Test("max_idle takes a number or auto", arguments: [("auto", nil), ("0", 0), ("64", 64)] as [(String, Int?)])
+    func maxIdle(_ c: (String, Int?)) throws {
+        let text = "backend b {\n server 10.0.0.1:80;\n max_idle \(c.0);\n}\nserver { listen *:0; proxy_pass b; }"
+        #expect(try ConfigLoader.load(text: text, file: "x.conf").backend(named: "b")?.maxIdle == c.1)
     }
 
     @Test("units", arguments: [("250ms", UInt64(250_000_000)), ("10s", 10_000_000_000), ("2m", 120_000_000_000), ("3", 3_000_000_000)])
@@ -46,6 +52,9 @@ struct ConfigTests {
         ("backend b { server 1.2.3.4:5; }\n", 1, "server", "no server block"),
         ("limits { max_header_bytes 64k; }\nbackend b { server 1.2.3.4:5; }\nserver { listen 1.2.3.4:80; proxy_pass b; }", 1, "max_header_bytes", "buffer_size"),
         ("backend b {\n}\n", 1, "backend", "no server"),
+        ("backend b {\n server 1.2.3.4:5;\n max_idle lots;\n}\n", 3, "max_idle", "invalid number \"lots\" (at least 0, or auto)"),
+        ("backend b {\n server 1.2.3.4:5;\n max_idle -1;\n}\n", 3, "max_idle", "or auto"),
+        ("backend b {\n server 1.2.3.4:5;\n max_idle auto auto;\n}\n", 3, "max_idle", "exactly one argument"),
         ("server { listen 1:1; proxy_pass b; \n", 1, "server", "missing \"}\""),
     ]
 

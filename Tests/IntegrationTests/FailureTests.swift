@@ -89,7 +89,9 @@ struct FailureTests {
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(silent, $0, &len) } }
         let silentPort = UInt16(bigEndian: addr.sin_port)
         let good = try DemoBackend()
-        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [silentPort, good.port], backendExtra: "max_fails 100;",
+        // fail_timeout 0 keeps the silent server in rotation (a hung server is otherwise out at its
+        // first head timeout: HungServerTests), so the requests keep meeting it.
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [silentPort, good.port], backendExtra: "fail_timeout 0;",
                                                                      top: "timeouts { upstream_header 300ms; }"))
         for i in 0..<6 {
             #expect(try HTTP.get(port: gh.port, "/get-\(i)").status == 200, "GET \(i)")

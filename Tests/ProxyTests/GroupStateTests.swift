@@ -8,7 +8,7 @@ final class FakeWaiter {}
 struct GroupStateTests {
     typealias State = GroupState<FakeConn, FakeWaiter>
 
-    func make(servers: Int = 2, maxActive: Int = 1, maxIdle: Int = 4, maxFails: Int = 2, queue: Int = 8) -> State {
+    func make(servers: Int = 2, maxActive: Int = 1, maxIdle: Int? = 4, maxFails: Int = 2, queue: Int = 8) -> State {
         State(servers: servers, balance: .roundRobin, maxActive: maxActive, maxIdle: maxIdle,
               maxFails: maxFails, failTimeout: 10_000_000_000, queueSize: queue)
     }

@@ -20,9 +20,10 @@ public struct GroupState<Conn: AnyObject, Waiter: AnyObject> {
     /// Once set, released connections are closed, never kept or handed over.
     public private(set) var draining = false
 
-    public init(servers count: Int, balance: Balancer.Method, maxActive: Int, maxIdle: Int,
-                maxFails: Int, failTimeout: UInt64, queueSize: Int) {
-        let s = Server(pool: PoolState(maxActive: maxActive, maxIdle: maxIdle),
+    /// `maxIdle` nil: idle connections follow demand (see `PoolState`).
+    public init(servers count: Int, balance: Balancer.Method, maxActive: Int, maxIdle: Int?,
+                maxFails: Int, failTimeout: UInt64, queueSize: Int, demandPeriod: UInt64 = PoolDefaults.demandPeriod) {
+        let s = Server(pool: PoolState(maxActive: maxActive, maxIdle: maxIdle, demandPeriod: demandPeriod),
                        health: HealthState(maxFails: maxFails, failTimeout: failTimeout))
         servers = Array(repeating: s, count: count)
         balancer = Balancer(method: balance)
@@ -36,7 +37,9 @@ public struct GroupState<Conn: AnyObject, Waiter: AnyObject> {
     public mutating func leaseIdle(now: UInt64) -> (conn: Conn, server: Int)? {
         var b = balancer
         guard queue.isEmpty, let i = pick(excluding: nil, fresh: false, now: now, &b),
-              !servers[i].pool.idle.isEmpty, case .reuse(let c) = servers[i].pool.lease() else { return nil }
+              !servers[i].pool.idle.isEmpty else { return nil }
+        servers[i].pool.advance(now: now)
+        guard case .reuse(let c) = servers[i].pool.lease() else { return nil }
         balancer = b
         return (c, i)
     }
@@ -63,6 +66,7 @@ public struct GroupState<Conn: AnyObject, Waiter: AnyObject> {
             return queue.count < queue.capacity ? .wait : .refuse
         }
         balancer = b
+        servers[i].pool.advance(now: now)
         let dropped = fresh ? servers[i].pool.takeAllIdle() : []
         switch servers[i].pool.lease() {
         case .reuse(let c): return .reuse(c, server: i)
@@ -94,6 +98,7 @@ public struct GroupState<Conn: AnyObject, Waiter: AnyObject> {
 
     /// A connect (or TLS handshake) failed: the server's health counts it and its slot goes to a waiter.
     public mutating func connectFailed(server: Int, now: UInt64) -> Grant? {
+        servers[server].pool.advance(now: now)
         servers[server].pool.connectFailed()
         servers[server].health.failed(now: now)
         return grantSlot(server: server, now: now)
@@ -113,6 +118,7 @@ public struct GroupState<Conn: AnyObject, Waiter: AnyObject> {
     /// connection can be kept (a backend answering `Connection: close` every time is healthy).
     public mutating func released(_ c: Conn, server i: Int, reusable: Bool, succeeded: Bool, now: UInt64) -> ReleaseAction {
         if succeeded { servers[i].health.succeeded() }
+        servers[i].pool.advance(now: now)
         let keep = reusable && !draining
         if keep && !queue.isEmpty {
             let rule = slotRule(server: i, now: now)
@@ -124,10 +130,31 @@ public struct GroupState<Conn: AnyObject, Waiter: AnyObject> {
         }
     }
 
+    /// Idle connections of server `i` beyond what recent demand asks for, a few at a time, oldest
+    /// first: the owner closes them. Asked after each release, so a pool a burst grew shrinks
+    /// with the traffic that follows (a pool with no traffic at all empties by `idle_timeout`).
+    public mutating func surplusIdle(server i: Int) -> [Conn] {
+        servers[i].pool.takeSurplus(limit: PoolDefaults.trimPerRelease)
+    }
+
     /// A server failed a request (reset, timeout, bad response). True when that took it out of rotation.
     @discardableResult
     public mutating func serverFailed(_ i: Int, now: UInt64) -> Bool {
         servers[i].health.failed(now: now)
+    }
+
+    /// A response head arrived from server `i`: it is alive.
+    public mutating func answered(server i: Int, now: UInt64) {
+        servers[i].health.answered(now: now)
+    }
+
+    /// A request's wait for a response head from server `i`, begun at `since`, ran out with nothing
+    /// received. True when the server answered nothing since: it is hung and out of rotation now,
+    /// and the owner sends the requests still waiting on it that may go elsewhere (idempotent,
+    /// body whole, no failover yet) to another server now instead of letting each wait out its own
+    /// `upstream_header`. The failure itself is counted by `serverFailed`, as any other.
+    public mutating func headTimedOut(server i: Int, waitingSince since: UInt64, now: UInt64) -> Bool {
+        servers[i].health.headTimedOut(waitingSince: since, now: now)
     }
 
     // MARK: Waiters and idle connections
@@ -213,6 +240,7 @@ public struct GroupState<Conn: AnyObject, Waiter: AnyObject> {
         guard !queue.isEmpty, servers[i].pool.hasCapacity else { return nil }
         let rule = slotRule(server: i, now: now)
         guard let w = queue.pop(for: i, accepts: { rule.accepts(excluding: $0) }) else { return nil }
+        servers[i].pool.advance(now: now)
         switch servers[i].pool.lease() {
         case .reuse(let c): return .reuse(w, c, server: i)
         case .connect: return .connect(w, server: i)

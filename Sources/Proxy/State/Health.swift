@@ -1,10 +1,18 @@
 /// Passive health of one server: after `maxFails` failures in a row it is skipped for
 /// `failTimeout`, then tried again (one success clears it). As nginx's max_fails/fail_timeout.
+///
+/// A server that takes requests and answers none (hung: accepted, then silent) is taken out at the
+/// first request whose head wait runs out with no response head from the server since that
+/// request was sent, rather than after `maxFails` such timeouts, each of which takes the whole
+/// `upstream_header`. A server that answers other requests meanwhile is slow on one request, not
+/// hung: that timeout counts as one failure.
 public struct HealthState: Sendable, Equatable {
     public let maxFails: Int
     public let failTimeout: UInt64
     public private(set) var consecutiveFails = 0
     public private(set) var downUntil: UInt64 = 0
+    /// When the server last sent a response head; 0: never.
+    public private(set) var lastAnswerAt: UInt64 = 0
 
     public init(maxFails: Int, failTimeout: UInt64) {
         self.maxFails = maxFails
@@ -23,6 +31,19 @@ public struct HealthState: Sendable, Equatable {
             return true
         }
         return false
+    }
+
+    /// A response head arrived from the server.
+    public mutating func answered(now: UInt64) { lastAnswerAt = now }
+
+    /// A head wait that began at `since` ran out with nothing received. True when the server sent
+    /// no head since then, so is hung: it is taken out of rotation now (or kept out), and requests
+    /// still waiting on it may as well go elsewhere. False for a server that answered meanwhile.
+    public mutating func headTimedOut(waitingSince since: UInt64, now: UInt64) -> Bool {
+        guard lastAnswerAt < since else { return false }
+        consecutiveFails = 0
+        downUntil = max(downUntil, now + failTimeout)
+        return true
     }
 
     public mutating func succeeded() {
