@@ -247,7 +247,9 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
                     return .closed
                 }
             } catch .timedOut {
-                if watching && EventLoop.shared.now >= drainCheckAt {
+                // (The timer may fire a hair before the time asked for: only the keep-alive
+                // deadline having passed ends the watch.)
+                if watching && EventLoop.shared.now < state.idleDeadline {
                     if checkDrain() { continue }
                     return .closed
                 }

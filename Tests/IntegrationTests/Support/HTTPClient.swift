@@ -15,8 +15,14 @@ final class Conn {
     let fd: Int32
     var pending: [UInt8] = []
 
-    init(port: UInt16, timeout: Int = 30) throws {
+    /// `smallReceiveBuffer`: a 4 KiB receive buffer, so a client that does not read stops the
+    /// sender soon (as slowhttptest's slow read does).
+    init(port: UInt16, timeout: Int = 30, smallReceiveBuffer: Bool = false) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if smallReceiveBuffer {
+            var size: Int32 = 4096
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var tv = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))

@@ -137,6 +137,7 @@ final class Prober: @unchecked Sendable {
     private var _probes: [Probe] = []
     private var _peakRSSKiB = 0
     private var _peakKernelTCPKiB = 0
+    private var _established: [(at: Double, count: Int)] = []
 
     init(port: UInt16, pid: Int32, path: String = "/probe") {
         self.port = port
@@ -151,6 +152,28 @@ final class Prober: @unchecked Sendable {
     /// what a slow reader costs once the proxy has written into its socket.
     var peakKernelTCPKiB: Int { lock.withLock { _peakKernelTCPKiB } }
 
+    /// The first second from which the proxy's side held no attacker connection (at most the one
+    /// probe), after `atLeast` were open at once: the proxy's own view of when it closed them all.
+    /// slowhttptest does not count a connection the proxy resets (a slow reader's) as closed.
+    func allClosedAt(after atLeast: Int) -> Double? {
+        lock.withLock {
+            guard let peak = _established.firstIndex(where: { $0.count >= atLeast }) else { return nil }
+            return _established[peak...].first { $0.count <= 1 }?.at
+        }
+    }
+
+    /// Established TCP connections whose local port is `port` (/proc/net/tcp, state 01).
+    static func established(port: UInt16) -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return 0 }
+        let suffix = ":" + String(format: "%04X", port)
+        var n = 0
+        for line in text.split(separator: "\n").dropFirst() {
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            if f.count > 3, f[3] == "01", f[1].hasSuffix(suffix) { n += 1 }
+        }
+        return n
+    }
+
     /// Stops probing and waits for probes in flight (each gives up after 10 s).
     func stop() {
         lock.withLock { stopped = true }
@@ -163,7 +186,10 @@ final class Prober: @unchecked Sendable {
         while !lock.withLock({ stopped }) {
             let rss = Self.rssKiB(pid)
             let tcp = Self.kernelTCPKiB()
+            let est = Self.established(port: port)
+            let now = Date().timeIntervalSince(start)
             lock.withLock {
+                _established.append((now, est))
                 _peakRSSKiB = max(_peakRSSKiB, rss)
                 _peakKernelTCPKiB = max(_peakKernelTCPKiB, tcp)
                 outstanding += 1
