@@ -45,6 +45,7 @@ final class Listener: @unchecked Sendable {
                 continue
             }
             stats.acceptedTotal += 1
+            TCP.limitUnsent(accepted.fd, ctx.config.responseBuffer)
             guard let session = ctx.makeSession(fd: accepted.fd, peer: accepted.peer?.host ?? "unknown", group: group, groupIndex: groupIndex, tls: tls) else { continue }
             session.spawn()
         }

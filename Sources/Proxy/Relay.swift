@@ -108,6 +108,7 @@ extension ClientSession {
             q.adopt(b)
         }
         let limit = ctx.config.responseBuffer
+        var moved = 0
         while !rf.isComplete {
             if q.tailRoom == 0 {
                 if q.isEmpty || (q.capacity < limit && ctx.mayTakeExtraBuffer) {
@@ -129,6 +130,7 @@ extension ClientSession {
             if r.consumed < n { return true }
             sendRateArmed = true
             try sendQueuedNow(q)
+            await yieldAfterLongRun(&moved, n)
         }
         return false
     }
@@ -187,8 +189,29 @@ extension ClientSession {
     func deliver(_ ws: Workspace) async throws(ExchangeFailure) {
         let q = ws.responseQueue
         defer { q.release() }
-        while q.front.count > 0 { try await sendFront(q) }
+        var moved = 0
+        while true {
+            let n = q.front.count
+            if n == 0 { return }
+            try await sendFront(q)
+            await yieldAfterLongRun(&moved, n)
+        }
     }
+
+    /// When both peers keep up, a relay never has to wait, and one big response would hold the
+    /// loop until it is through: every `fairShare` bytes the task goes to the back of the queue,
+    /// so a turn of the loop stays short and a small request arriving meanwhile is not held up
+    /// by hundreds of megabytes moving for others.
+    @LoopActor @inline(__always)
+    private func yieldAfterLongRun(_ moved: inout Int, _ n: Int) async {
+        moved += n
+        if moved >= Self.fairShare {
+            moved = 0
+            await Task.yield()
+        }
+    }
+
+    static let fairShare = 256 * 1024
 
     /// Relays a chunked body decoded, for an HTTP/1.0 client (which then sees the end by close).
     @LoopActor

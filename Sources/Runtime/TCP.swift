@@ -101,6 +101,16 @@ public enum TCP {
         return s
     }
 
+    /// Caps the bytes a socket's send queue holds beyond what is in flight (TCP_NOTSENT_LOWAT):
+    /// writes wait once that many are queued unsent. Linux otherwise grows the send buffer to
+    /// megabytes for a peer that reads a few bytes a second, and the proxy pays for every byte it
+    /// hands over (in kernel memory and in skbs of the peer's tiny segment size). Bytes in flight
+    /// are not counted, so a fast peer far away still gets a full window.
+    public static func limitUnsent(_ fd: Int32, _ bytes: Int) {
+        var v = Int32(clamping: bytes)
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NOTSENT_LOWAT, &v, socklen_t(MemoryLayout<Int32>.size))
+    }
+
     static func setNoDelay(_ fd: Int32) {
         var one: Int32 = 1
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))

@@ -166,27 +166,18 @@ public final class TLSStream {
     public func write(_ bytes: UnsafeRawBufferPointer, until deadline: UInt64) async throws(IOError) {
         var offset = 0
         while offset < bytes.count {
-            if socket.isClosed { throw .closed }
-            ERR_clear_error()
-            let n = SSL_write(ssl, bytes.baseAddress! + offset, Int32(min(bytes.count - offset, 1 << 30)))
-            if n > 0 {
-                offset += Int(n)
+            if let n = try writeNow(UnsafeRawBufferPointer(rebasing: bytes[offset...])) {
+                offset += n
                 continue
             }
-            let waited: Bool
-            switch SSL_get_error(ssl, n) {
-            case SSL_ERROR_WANT_WRITE: waited = await socket.waitWritable(until: deadline)
-            case SSL_ERROR_WANT_READ: waited = await socket.waitReadable(until: deadline)
-            case SSL_ERROR_SYSCALL:
-                failed = true
-                throw .errno(errno == 0 ? EPIPE : errno)
-            default:
-                failed = true
-                throw .errno(EPROTO)
-            }
+            let waited = writeWantsRead ? await socket.waitReadable(until: deadline) : await socket.waitWritable(until: deadline)
             if !waited { throw socket.isClosed ? .closed : .timedOut }
         }
     }
+
+    /// The last `writeNow` that would block needs the socket readable (a TLS 1.3 key update),
+    /// not writable.
+    private var writeWantsRead = false
 
     /// Writes what the connection takes now: bytes written, or nil when it would block. After nil,
     /// the next write must begin with the same bytes (OpenSSL may hold part of them in a record);
@@ -197,7 +188,12 @@ public final class TLSStream {
         let n = SSL_write(ssl, bytes.baseAddress, Int32(min(bytes.count, 1 << 30)))
         if n > 0 { return Int(n) }
         switch SSL_get_error(ssl, n) {
-        case SSL_ERROR_WANT_WRITE, SSL_ERROR_WANT_READ: return nil
+        case SSL_ERROR_WANT_WRITE:
+            writeWantsRead = false
+            return nil
+        case SSL_ERROR_WANT_READ:
+            writeWantsRead = true
+            return nil
         case SSL_ERROR_SYSCALL:
             failed = true
             throw .errno(errno == 0 ? EPIPE : errno)

@@ -195,10 +195,18 @@ final class DemoServer: @unchecked Sendable {
             (out.baseAddress! + headLen).copyMemory(from: filler.baseAddress!, byteCount: first)
             try await sock.write(UnsafeRawBufferPointer(rebasing: out[0..<(headLen + first)]), until: deadline)
             var left = size - first
+            var sinceYield = 0
             while left > 0 {
                 let k = min(left, filler.count)
                 try await sock.write(UnsafeRawBufferPointer(rebasing: filler[0..<k]), until: deadline)
                 left -= k
+                // A big body the kernel takes at once would hold the loop for the whole of it:
+                // other connections get their turn every 256 KiB.
+                sinceYield += k
+                if sinceYield >= 256 * 1024 {
+                    sinceYield = 0
+                    await Task.yield()
+                }
             }
             return
         }

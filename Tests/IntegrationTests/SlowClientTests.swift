@@ -49,13 +49,14 @@ extension LoadTests {
         /// Runs `attack` against a default Gatehouse in front of the demo backend, probing beside
         /// it, and judges availability, when the attackers were closed, and memory.
         func attack(_ attack: SlowAttack) throws {
-            let be = try DemoBackend()
+            let bin = releaseBinDir ?? binDir
+            let be = try DemoBackend(bin: bin)
             let gh = try GatehouseProcess(config: """
                 log_level warning;
                 metrics 127.0.0.1:0;
                 backend b { server 127.0.0.1:\(be.port); }
                 server { listen 127.0.0.1:0; proxy_pass b; }
-                """)
+                """, bin: bin)
             #expect(try HTTP.get(port: gh.port, "/warm").status == 200)
             let running = try attack.start(port: gh.port, connections: Self.connections, rate: Self.rate, seconds: Self.duration)
             let prober = Prober(port: gh.port, pid: gh.child.pid)
@@ -69,7 +70,7 @@ extension LoadTests {
             let failures = failed.map { p in
                 "\(Int(p.at))s: " + (p.status.map { "\($0)" } ?? (p.error ?? "no answer")) + String(format: " after %.2f s", p.seconds)
             }
-            print("\(attack.name): \(probes.count - failed.count) of \(probes.count) probes fine; attackers: \(timeline.summary); peak RSS \(rssMiB) MiB; kernel TCP memory (machine-wide) peaked at \(prober.peakKernelTCPKiB / 1024) MiB; proxy side all closed at \(proxySide.map { String(format: "%.1f s", $0) } ?? "never")")
+            print("\(attack.name) (\(releaseBinDir == nil ? "debug build" : "release build")): \(probes.count - failed.count) of \(probes.count) probes fine; attackers: \(timeline.summary); peak RSS \(rssMiB) MiB; kernel TCP memory (machine-wide) peaked at \(prober.peakKernelTCPKiB / 1024) MiB; proxy side all closed at \(proxySide.map { String(format: "%.1f s", $0) } ?? "never")")
 
             #expect(timeline.established >= Self.connections * 9 / 10,
                     "only \(timeline.established) of \(Self.connections) attackers connected: \(timeline.summary)")

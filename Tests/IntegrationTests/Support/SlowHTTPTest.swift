@@ -164,7 +164,9 @@ final class Prober: @unchecked Sendable {
 
     /// Established TCP connections whose local port is `port` (/proc/net/tcp, state 01).
     static func established(port: UInt16) -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return 0 }
+        // (procfs files report size 0: read to the end, not by the size.)
+        guard let data = FileHandle(forReadingAtPath: "/proc/net/tcp")?.readDataToEndOfFile() else { return 0 }
+        let text = String(decoding: data, as: UTF8.self)
         let suffix = ":" + String(format: "%04X", port)
         var n = 0
         for line in text.split(separator: "\n").dropFirst() {
