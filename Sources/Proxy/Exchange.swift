@@ -171,6 +171,7 @@ extension ClientSession {
             throw ExchangeFailure(sawByte ? .badResponse : .closedBeforeHead(error), requestSent: true)
         }
         if n == 0 { throw ExchangeFailure(sawByte ? .badResponse : .closedBeforeHead(nil), requestSent: true) }
+        if !sawByte { group.headBegan(conn) }  // the server is answering: not hung, and no failover now
         sawByte = true
     }
 

@@ -325,6 +325,14 @@ final class UpstreamGroup: @unchecked Sendable {
         state.answered(server: c.server.index, now: EventLoop.shared.now)
     }
 
+    /// The first bytes of a response (an interim head, or part of the final one) came on `c`: its
+    /// server is answering, so it is not hung, and the request can no longer go elsewhere (a head
+    /// cut off mid-way is a bad response), so another request's head timeout must not wake it.
+    func headBegan(_ c: UpstreamConnection) {
+        c.server.removeHeadWait(c)
+        state.answered(server: c.server.index, now: EventLoop.shared.now)
+    }
+
     /// `c`'s head wait ran out with nothing received. When its server sent no head since the
     /// request went, the server is taken out of rotation now, and the other requests waiting on
     /// it that may go elsewhere are woken as if timed out, so they fail over now.

@@ -72,3 +72,43 @@ struct HungServerTests {
         }
     }
 }
+
+/// A server that is slow on one request but shows it is alive on another (an interim 102
+/// Processing, then the final head) is not cut short when the slow request times out: the
+/// request it is answering gets its answer, not a 502.
+@Suite("Hung server: a live answer is not cut short")
+struct HungServerInterimTests {
+    @Test("a request that already got an interim response from the server is not woken as if it were hung")
+    func interimAnswerNotCutShort() throws {
+        // Server one: /hang is never answered; /slow gets 102 at once and its 200 after 0.9 s.
+        let one = try ScriptedBackend { fd, head in
+            if head.hasPrefix("GET /hang") {
+                sleep(5)
+                return .close
+            }
+            ScriptedBackend.write(fd, "HTTP/1.1 102 Processing\r\n\r\n")
+            usleep(900_000)
+            ScriptedBackend.write(fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nslow\n")
+            return .keepOpen
+        }
+        let two = try ScriptedBackend { fd, _ in
+            ScriptedBackend.write(fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\ntwo!\n")
+            return .keepOpen
+        }
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [one.port, two.port],
+                                                                     top: "timeouts { upstream_header 1s; }"))
+        // Round robin: /hang goes to server one, /warm to server two, /slow to server one.
+        let hang = try Conn(port: gh.port)
+        try hang.send("GET /hang HTTP/1.1\r\nHost: t\r\n\r\n")
+        usleep(100_000)
+        #expect(try HTTP.get(port: gh.port, "/warm").text == "two!\n")
+        usleep(200_000)
+        let slow = try Conn(port: gh.port)
+        try slow.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        // /hang times out at 1 s and fails over to server two; /slow, sent at 0.3 s, has its 102
+        // and gets its 200 from server one at 1.2 s, within its own upstream_header.
+        let r = try slow.readResponse()
+        #expect(r.status == 200 && r.text == "slow\n", "got \(r.status) \(r.text.debugDescription)")
+        #expect(try hang.readResponse().text == "two!\n")
+    }
+}
