@@ -102,8 +102,10 @@ private struct Builder {
                 let v = try size(d)
                 guard v >= 4096, v <= 1 << 20 else { throw error(d, "must be between 4k and 1m") }
                 config.bufferSize = v
-            case "request_buffer": config.requestBuffer = try size(d)
-            case "response_buffer": config.responseBuffer = try size(d)
+            case "request_buffer", "response_buffer":
+                let v = try size(d)
+                guard v >= 4096 else { throw error(d, "must be at least 4k") }
+                if d.name == "request_buffer" { config.requestBuffer = v } else { config.responseBuffer = v }
             case "buffer_cache":
                 config.bufferCacheCount = try count(d)
             case "park_after":

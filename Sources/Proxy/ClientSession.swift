@@ -193,7 +193,7 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
             case .parked, .closed:
                 return
             case .head:
-                break
+                drainCheckAt = 0  // the client is back: the last response's tail is its business
             }
             inRequest = true
             let keepAlive = await proxy(ws)

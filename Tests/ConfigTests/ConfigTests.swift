@@ -29,6 +29,15 @@ struct ConfigTests {
         #expect(g.maxConnections == 10_000 && g.maxIdle == nil && g.queueTimeout == 5_000_000_000)
         #expect(c.timeouts == Timeouts())
         #expect(c.servers[0].listen[0].address.host == "0.0.0.0")
+        #expect(c.requestBuffer == 64 * 1024 && c.responseBuffer == 256 * 1024)
+        #expect(c.limits.bufferMemory == 64 << 20 && c.limits.minRate == 240 && c.limits.minRateGrace == 5_000_000_000)
+    }
+
+    @Test("buffering and the minimum rate are read from the file")
+    func buffering() throws {
+        let c = try ConfigLoader.load(text: "request_buffer 1m;\nresponse_buffer 8m;\nlimits { buffer_memory 2g; min_rate 0; min_rate_grace 250ms; }\nbackend b { server 10.0.0.1:80; }\nserver { listen *:0; proxy_pass b; }", file: "x.conf")
+        #expect(c.requestBuffer == 1 << 20 && c.responseBuffer == 8 << 20)
+        #expect(c.limits.bufferMemory == 2 << 30 && c.limits.minRate == 0 && c.limits.minRateGrace == 250_000_000)
     }
 
     @Test("max_idle takes a number or auto", arguments: [("auto", nil), ("0", 0), ("64", 64)] as [(String, Int?)])
@@ -56,6 +65,10 @@ struct ConfigTests {
         ("backend b {\n server 1.2.3.4:5;\n max_idle -1;\n}\n", 3, "max_idle", "or auto"),
         ("backend b {\n server 1.2.3.4:5;\n max_idle auto auto;\n}\n", 3, "max_idle", "exactly one argument"),
         ("server { listen 1:1; proxy_pass b; \n", 1, "server", "missing \"}\""),
+        ("\nresponse_buffer 0;\n", 2, "response_buffer", "at least 4k"),
+        ("request_buffer 1k;\n", 1, "request_buffer", "at least 4k"),
+        ("limits {\n buffer_memory 64k;\n}\n", 2, "buffer_memory", "at least 1m"),
+        ("limits {\n min_rate fast;\n}\n", 2, "min_rate", "invalid number"),
     ]
 
     @Test("errors name file, line and directive", arguments: bad)
