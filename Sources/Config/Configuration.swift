@@ -171,7 +171,7 @@ public struct Configuration: Sendable, Equatable {
     public var bufferCacheCount = 1024
     /// A keep-alive client whose next request has not begun after this long gives back its task
     /// and buffer and becomes a small record the loop owns.
-    public var parkAfter: UInt64 = 1_000_000_000
+    public var parkAfter: UInt64 = 200 * 1_000_000
     public var timeouts = Timeouts()
     public var limits = Limits()
     public init() {}

@@ -43,7 +43,7 @@ struct LoadTests {
         let clients = try ManyClients(port: gh.port, count: 5000)
         let first = clients.roundTrip("GET /a HTTP/1.1\r\nHost: t\r\n\r\n")
         #expect(first.filter { $0 == 200 }.count == 5000)
-        usleep(1_500_000)  // past park_after (1 s): the connections give back their tasks
+        usleep(800_000)  // past park_after: the connections give back their tasks
         #expect(try gh.metric("gatehouse_client_connections{state=\"idle\"}") == 5000)
         let tasks = try gh.metric("gatehouse_tasks_live")
         #expect(tasks < 20, "live tasks with 5000 idle clients: \(tasks)")

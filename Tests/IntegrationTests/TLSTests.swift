@@ -224,7 +224,7 @@ struct TLSTests {
         let holder = try Child("/bin/bash", ["-c", "ulimit -n 20000; exec python3 \(TLSFixture.clients) idle \(gh.port) \(n) 120"])
         let ready = try holder.waitForLine(containing: "ready", timeout: 90)
         #expect(ready == "ready \(n)")
-        usleep(1_500_000)  // past park_after (1 s)
+        usleep(800_000)  // past park_after
         let after = LoadTests.status(gh.child.pid, "VmRSS")
         let perConnection = (after - before) * 1024 / n
         print("idle TLS: RSS \(before) -> \(after) KiB for \(n) connections, \(perConnection) bytes each")
