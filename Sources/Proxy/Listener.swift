@@ -6,6 +6,12 @@ import TLS
 /// accepting briefly (counted) instead of spinning on the error or crashing, and so does reaching
 /// `limits.max_connections`.
 final class Listener: @unchecked Sendable {
+    /// Unsent bytes a client socket may queue in the kernel (TCP_NOTSENT_LOWAT; bytes in flight
+    /// are not counted, so a fast client far away still gets its whole window). Beyond it a slow
+    /// reader's response waits in our bounded response queue, where the minimum rate sees its
+    /// pace; in the kernel a reader with a tiny window costs about 2.4 times its bytes in skbs.
+    static let unsentLimit = 64 * 1024
+
     let socket: Socket
     unowned let ctx: ProxyContext
     let group: UpstreamGroup
@@ -45,7 +51,7 @@ final class Listener: @unchecked Sendable {
                 continue
             }
             stats.acceptedTotal += 1
-            TCP.limitUnsent(accepted.fd, ctx.config.responseBuffer)
+            TCP.limitUnsent(accepted.fd, Self.unsentLimit)
             guard let session = ctx.makeSession(fd: accepted.fd, peer: accepted.peer?.host ?? "unknown", group: group, groupIndex: groupIndex, tls: tls) else { continue }
             session.spawn()
         }

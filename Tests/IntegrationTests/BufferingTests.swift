@@ -115,4 +115,36 @@ struct BufferingTests {
         let second = try c.readResponse()
         #expect(second.status == 200 && second.body.count == 3)
     }
+
+    @Test("a client that does not read has at most 64 KiB unsent in the kernel; the rest waits in the bounded response queue")
+    func unsentCapped() throws {
+        let be = try DemoBackend()
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [be.port]))
+        let reader = try Conn(port: gh.port, smallReceiveBuffer: true)
+        try reader.send("GET /?size=1000000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        usleep(500_000)
+        let queued = try #require(Self.sendQueue(serverPort: gh.port, clientFD: reader.fd))
+        // Unsent (64 KiB) plus in flight (the reader's small window); without the cap Linux lets
+        // the proxy's send buffer take the whole megabyte.
+        #expect(queued < 100_000, "\(queued) bytes in the proxy's send queue for a client that reads nothing")
+        #expect(try gh.metric("gatehouse_buffer_bytes{direction=\"upstream\"}") > 200_000)
+        let full = try reader.readResponse()
+        #expect(full.status == 200 && full.body.count == 1_000_000)
+    }
+
+    /// The proxy-side socket's send queue (tx_queue in /proc/net/tcp) for the connection from
+    /// `clientFD` to `serverPort`.
+    static func sendQueue(serverPort: UInt16, clientFD: Int32) -> Int? {
+        var addr = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(clientFD, $0, &len) } }
+        let local = String(format: ":%04X", serverPort), remote = String(format: ":%04X", UInt16(bigEndian: addr.sin_port))
+        guard let data = FileHandle(forReadingAtPath: "/proc/net/tcp")?.readDataToEndOfFile() else { return nil }
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n").dropFirst() {
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard f.count > 4, f[1].hasSuffix(local), f[2].hasSuffix(remote) else { continue }
+            return Int(f[4].split(separator: ":")[0], radix: 16)
+        }
+        return nil
+    }
 }
