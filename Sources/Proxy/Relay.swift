@@ -118,6 +118,13 @@ extension ClientSession {
                     continue
                 }
             }
+            if q.front.count > 0 && !conn.socket.mayRead && !(conn.tls?.hasPendingBytes ?? false) {
+                // Bytes wait for the client and the backend has sent nothing new: whichever side
+                // moves first (a stream that pauses must not keep what the client could take).
+                try await waitForEitherSide(conn)
+                try sendQueuedNow(q)
+                continue
+            }
             let room = q.tail
             let n = try await readBody(conn, room)
             if n == 0 {
@@ -135,6 +142,20 @@ extension ClientSession {
         return false
     }
 
+    /// Waits until the backend has more or the client can take more, within `upstream_read` and
+    /// `client_send`.
+    @LoopActor
+    private func waitForEitherSide(_ conn: UpstreamConnection) async throws(ExchangeFailure) {
+        let now = EventLoop.shared.now
+        let upstreamDeadline = now + ctx.config.timeouts.upstreamRead
+        let clientDeadline = now + ctx.config.timeouts.clientSend
+        if await conn.socket.waitReadable(orWritable: socket, until: upstreamDeadline, otherUntil: clientDeadline) { return }
+        if socket.isClosed { throw clientFailure(.closed) }
+        if conn.socket.isClosed { throw ExchangeFailure(.truncated(.closed), requestSent: true, responseStarted: true) }
+        if EventLoop.shared.now >= upstreamDeadline { throw ExchangeFailure(.truncated(.timedOut), requestSent: true, responseStarted: true) }
+        throw clientFailure(.timedOut)
+    }
+
     /// Reads more of the response body into `room`; 0 is the backend's EOF.
     @LoopActor @inline(__always)
     private func readBody(_ conn: UpstreamConnection, _ room: UnsafeMutableRawBufferPointer) async throws(ExchangeFailure) -> Int {
@@ -145,7 +166,8 @@ extension ClientSession {
         }
     }
 
-    /// Hands the client what it takes of the queue now, without waiting.
+    /// Hands the client what it takes of the queue now, without waiting: until the queue is empty
+    /// or a write would block (a short write is not enough to know: TLS returns after a record).
     private func sendQueuedNow(_ q: BufferChain) throws(ExchangeFailure) {
         while true {
             let f = q.front
@@ -156,8 +178,8 @@ extension ClientSession {
             } catch {
                 throw clientFailure(error)
             }
+            if n == 0 { return }
             q.consume(n)
-            if n < f.count { return }
         }
     }
 

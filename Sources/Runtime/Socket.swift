@@ -22,6 +22,9 @@ public final class Socket: TimerNode, @unchecked Sendable {
     var generation: UInt32 = 0
     private var readWaiter: UnsafeContinuation<Bool, Never>?
     private var writeWaiter: UnsafeContinuation<Bool, Never>?
+    /// The other socket of a wait shared by two (`waitReadable(orWritable:)`), which holds the
+    /// same continuation: whichever is resumed first clears the other's copy.
+    private var partner: Socket?
     /// Set while parked: told about readiness and expiry instead of a waiting task.
     public var parked: (any ParkedHandler)?
     /// Told when the peer hangs up (EPOLLRDHUP/HUP/ERR) while nobody reads: a client that leaves
@@ -95,6 +98,7 @@ public final class Socket: TimerNode, @unchecked Sendable {
         mayRead = true
         if let w = readWaiter {
             readWaiter = nil
+            detachPartner()
             w.resume(returning: true)
         } else if let p = parked {
             p.parkedReadable(self)
@@ -104,8 +108,18 @@ public final class Socket: TimerNode, @unchecked Sendable {
     func writeReady() {
         if let w = writeWaiter {
             writeWaiter = nil
+            detachPartner()
             w.resume(returning: true)
         }
+    }
+
+    /// A shared wait ends: the partner's copy of the continuation must not be resumed again.
+    private func detachPartner() {
+        guard let p = partner else { return }
+        p.readWaiter = nil
+        p.writeWaiter = nil
+        p.partner = nil
+        partner = nil
     }
 
     public override func timerFired() {
@@ -113,6 +127,7 @@ public final class Socket: TimerNode, @unchecked Sendable {
             let r = readWaiter, w = writeWaiter
             readWaiter = nil
             writeWaiter = nil
+            detachPartner()
             r?.resume(returning: false)
             w?.resume(returning: false)
         } else if let p = parked {
@@ -152,12 +167,29 @@ public final class Socket: TimerNode, @unchecked Sendable {
         return await withUnsafeContinuation { writeWaiter = $0 }
     }
 
+    /// Waits until this socket is readable or `other` is writable, whichever comes first: a relay
+    /// with bytes to move both ways waits for the first side that can move. False when either
+    /// deadline passed or either socket closed.
+    @LoopActor
+    public func waitReadable(orWritable other: Socket, until deadline: UInt64, otherUntil: UInt64) async -> Bool {
+        if isClosed || other.isClosed { return false }
+        setDeadline(deadline)
+        other.setDeadline(otherUntil)
+        return await withUnsafeContinuation { c in
+            readWaiter = c
+            other.writeWaiter = c
+            partner = other
+            other.partner = self
+        }
+    }
+
     /// Wakes the tasks waiting on this socket as if its deadline had passed; the socket stays
     /// open. For giving up a wait for a reason the socket does not know (the client left).
     public func interrupt() {
         let r = readWaiter, w = writeWaiter
         readWaiter = nil
         writeWaiter = nil
+        detachPartner()
         r?.resume(returning: false)
         w?.resume(returning: false)
     }
@@ -290,6 +322,7 @@ public final class Socket: TimerNode, @unchecked Sendable {
         let r = readWaiter, w = writeWaiter
         readWaiter = nil
         writeWaiter = nil
+        detachPartner()
         r?.resume(returning: false)
         w?.resume(returning: false)
     }

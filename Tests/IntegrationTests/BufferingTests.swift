@@ -132,6 +132,26 @@ struct BufferingTests {
         #expect(full.status == 200 && full.body.count == 1_000_000)
     }
 
+    @Test("a stream that pauses: what the proxy holds reaches a client that keeps reading, without waiting for the backend's next bytes")
+    func pausedStreamDrains() throws {
+        let size = 300 * 1024
+        let be = try ScriptedBackend { fd, _ in
+            ScriptedBackend.write(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + String(size, radix: 16) + "\r\n" + String(repeating: "s", count: size) + "\r\n")
+            usleep(2_000_000)  // the stream pauses, as an event stream does between events
+            ScriptedBackend.write(fd, "0\r\n\r\n")
+            return .keepOpen
+        }
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [be.port]))
+        let reader = try Conn(port: gh.port, smallReceiveBuffer: true)  // so the proxy must hold some
+        let t0 = Date()
+        try reader.send("GET /events HTTP/1.1\r\nHost: t\r\n\r\n")
+        while reader.pending.count < size, try reader.fill() {}
+        let took = Date().timeIntervalSince(t0)
+        #expect(took < 1.5, "the first \(size) bytes took \(took) s: they waited for the backend's next bytes")
+        let full = try reader.readResponse()
+        #expect(full.status == 200 && full.body.count == size)
+    }
+
     /// The proxy-side socket's send queue (tx_queue in /proc/net/tcp) for the connection from
     /// `clientFD` to `serverPort`.
     static func sendQueue(serverPort: UInt16, clientFD: Int32) -> Int? {
