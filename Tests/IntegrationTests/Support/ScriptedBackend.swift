@@ -25,7 +25,8 @@ final class ScriptedBackend: @unchecked Sendable {
         t.start()
     }
 
-    private static func listenSocket() throws -> (Int32, UInt16) {
+    /// A listening socket on 127.0.0.1 and a free port (for the test backends on threads).
+    static func listenSocket() throws -> (Int32, UInt16) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -33,7 +34,7 @@ final class ScriptedBackend: @unchecked Sendable {
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard bound == 0, listen(fd, 512) == 0 else { throw TestFailure("scripted backend: bind/listen failed") }
+        guard bound == 0, listen(fd, 512) == 0 else { throw TestFailure("test backend: bind/listen failed") }
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
         return (fd, UInt16(bigEndian: addr.sin_port))
