@@ -18,13 +18,6 @@ final class BufferChain {
 
     var isEmpty: Bool { buffers.isEmpty }
 
-    /// Message bytes held.
-    var bytes: Int {
-        var n = -trailing
-        for b in buffers { n += b.readable }
-        return n
-    }
-
     /// Pool memory held: what the size limits count.
     var capacity: Int { buffers.count * pool.bufferSize }
 

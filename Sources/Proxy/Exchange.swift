@@ -79,8 +79,7 @@ extension ClientSession {
     private func sendBody(_ ws: Workspace, _ conn: UpstreamConnection, _ plan: RequestPlan) async throws(ExchangeFailure) {
         let maxBody = ctx.config.limits.maxBodyBytes
         inbound.buffer!.readIndex += plan.headEnd + plan.buffered
-        ws.requestSpool.release()  // its bytes went with the head
-        if plan.expectContinue && !plan.continueSent && plan.versionMinor == 1 { try await sendContinue() }
+        ws.requestSpool.release()  // its bytes went with the head (and `receiveBody` answered any 100-continue)
         var framer = plan.framer
         var rate = plan.bodyRate
         var total = UInt64(plan.buffered + plan.spooled)

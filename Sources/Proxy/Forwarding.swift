@@ -21,8 +21,6 @@ struct RequestPlan {
     var spooled = 0
     /// The whole body is buffered: the request can be sent again, and nothing of it is left to read.
     var bodyDone: Bool
-    /// We answered `Expect: 100-continue` ourselves while reading the body.
-    var continueSent = false
     /// The client's pace so far, carried from reading the body into streaming the rest.
     var bodyRate: MinRate
 

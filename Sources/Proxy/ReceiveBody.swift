@@ -12,10 +12,7 @@ extension ClientSession {
     /// minimum data rate.
     @LoopActor
     func receiveBody(_ ws: Workspace, _ plan: inout RequestPlan) async throws(ExchangeFailure) {
-        if plan.expectContinue && plan.versionMinor == 1 {
-            try await sendContinue()
-            plan.continueSent = true
-        }
+        if plan.expectContinue && plan.versionMinor == 1 { try await sendContinue() }
         let spool = ws.requestSpool
         let maxBody = ctx.config.limits.maxBodyBytes
         setPhase(.reading)
