@@ -137,7 +137,6 @@ extension ClientSession {
             }
             b.readIndex += ws.response.head.end
         }
-        group.headArrived(conn)
         // The request is committed: its bytes are done with, and so is the buffer unless a
         // pipelined request is in it (a slow reader holds no request buffer while it reads).
         if plan.bodyDone { inbound.buffer!.readIndex += plan.headEnd + plan.buffered }

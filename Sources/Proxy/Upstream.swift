@@ -319,14 +319,9 @@ final class UpstreamGroup: @unchecked Sendable {
         if c.mayFailOver { c.server.addHeadWait(c) }
     }
 
-    /// `c`'s final response head arrived: its server is alive.
-    func headArrived(_ c: UpstreamConnection) {
-        c.server.removeHeadWait(c)
-        state.answered(server: c.server.index, now: EventLoop.shared.now)
-    }
-
     /// The first bytes of a response (an interim head, or part of the final one) came on `c`: its
-    /// server is answering, so it is not hung, and the request can no longer go elsewhere (a head
+    /// server is answering (every head arrives this way, so this is the one place that records
+    /// it), so it is not hung, and the request can no longer go elsewhere (a head
     /// cut off mid-way is a bad response), so another request's head timeout must not wake it.
     func headBegan(_ c: UpstreamConnection) {
         c.server.removeHeadWait(c)
