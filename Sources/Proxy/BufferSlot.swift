@@ -12,13 +12,20 @@ final class BufferSlot: @unchecked Sendable {
 
     var isEmpty: Bool { buffer?.isEmpty ?? true }
 
+    /// The slot's buffer, taken from the pool when it holds none.
+    func held() -> IOBuffer {
+        if let b = buffer { return b }
+        let b = pool.take()
+        buffer = b
+        return b
+    }
+
     /// Reads once from `socket` (waiting until `deadline`), appending to the buffer; 0 means EOF.
     @LoopActor
     func fill(from socket: Socket, until deadline: UInt64) async throws(IOError) -> Int {
         while true {
             if socket.mayRead {
-                let buf: IOBuffer
-                if let b = buffer { buf = b } else { buf = pool.take(); buffer = buf }
+                let buf = held()
                 if buf.writableTail == 0 { buf.compact() }
                 // A full buffer would turn read(fd, p, 0) into a false EOF.
                 if buf.writableTail == 0 { throw .errno(ENOBUFS) }

@@ -86,8 +86,7 @@ extension ClientSession {
         setPhase(.reading)
         while true {
             inbound.releaseIfEmpty()
-            if inbound.buffer == nil { inbound.buffer = inbound.pool.take() }
-            let b = inbound.buffer!
+            let b = inbound.held()
             if b.writableTail == 0 { b.compact() }
             let n = try await readClientBody(into: b.tail, &rate, sent: true)
             b.writeIndex += n

@@ -145,8 +145,7 @@ extension ClientSession {
         let pre = framer.scan(UnsafeRawBufferPointer(start: inb.base + afterHead, count: inb.writeIndex - afterHead))
         if let e = pre.error { return .failure(e) }
         requestEnd = afterHead + pre.consumed
-        let rate = MinRate(bytesPerSecond: ctx.config.limits.minRate, grace: ctx.config.limits.minRateGrace)
-        return .success(RequestPlan(head, framer: framer, buffered: pre.consumed, bodyDone: pre.done, rate: rate))
+        return .success(RequestPlan(head, framer: framer, buffered: pre.consumed, bodyDone: pre.done, rate: MinRate(ctx.config.limits)))
     }
 
     /// The client-certificate subject header this connection's listener sets, or else the one

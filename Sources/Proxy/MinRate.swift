@@ -1,3 +1,5 @@
+import Config
+
 /// The slowest a peer may move a body, Kestrel-style: over the time spent waiting on the peer
 /// (not on the backend), the bytes moved must keep up with `bytesPerSecond`, once `grace` of
 /// waiting has passed. A value that turns each wait into a deadline, so it needs no timer of its
@@ -13,6 +15,11 @@ struct MinRate {
     init(bytesPerSecond: Int, grace: UInt64) {
         self.bytesPerSecond = UInt64(max(0, bytesPerSecond))
         self.grace = grace
+    }
+
+    /// `limits.min_rate` after `limits.min_rate_grace`.
+    init(_ limits: Limits) {
+        self.init(bytesPerSecond: limits.minRate, grace: limits.minRateGrace)
     }
 
     var enabled: Bool { bytesPerSecond > 0 }

@@ -78,8 +78,7 @@ extension ClientSession {
         let spool = ws.requestSpool
         guard !spool.isEmpty else { return }
         if spool.trailing > 0, !socket.isClosed {
-            if inbound.buffer == nil { inbound.buffer = inbound.pool.take() }
-            let b = inbound.buffer!
+            let b = inbound.held()
             if b.isEmpty {
                 b.clear()
                 spool.moveTrailing(to: b)

@@ -20,7 +20,7 @@ extension ClientSession {
                               keepAlive10: clientKeep && http10, dechunk: dechunk)
         b.readIndex += rh.end
         setPhase(.writing)
-        sendRate = MinRate(bytesPerSecond: ctx.config.limits.minRate, grace: ctx.config.limits.minRateGrace)
+        sendRate = MinRate(ctx.config.limits)
         sendRateArmed = false
         var rf = BodyFramer(framing)
         if !dechunk {

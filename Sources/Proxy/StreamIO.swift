@@ -64,8 +64,7 @@ extension BufferSlot {
     /// to the buffer; 0 means EOF. The buffer is taken only for the read and given back if empty.
     @LoopActor
     func fill(from tls: TLSStream, until deadline: UInt64) async throws(IOError) -> Int {
-        let buf: IOBuffer
-        if let b = buffer { buf = b } else { buf = pool.take(); buffer = buf }
+        let buf = held()
         if buf.writableTail == 0 { buf.compact() }
         if buf.writableTail == 0 { throw .errno(ENOBUFS) }
         do {
