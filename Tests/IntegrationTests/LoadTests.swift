@@ -85,6 +85,8 @@ struct LoadTests {
             }
         }
         #expect(got == total)
+        // The relay yielded to other tasks every 256 KiB of the download (Task.yield): on the loop.
+        #expect(Self.threads(gh.child.pid) == 1, "threads after a 200 MB relay: \(Self.threads(gh.child.pid))")
         let peak = Self.status(gh.child.pid, "VmHWM")
         print("RSS before \(before) KiB, peak \(peak) KiB for 2 x 200 MB bodies")
         #expect(peak - before < 16 * 1024 || underSanitizer, "RSS grew by \(peak - before) KiB")
