@@ -41,3 +41,8 @@ int gh_unsent_bytes(int fd) {
     int n = 0;
     return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
 }
+
+/// The concurrency runtime's global-enqueue hook, referenced directly so that it resolves both
+/// against the shared runtime and against a statically linked one (where dlsym finds nothing).
+extern void *swift_task_enqueueGlobal_hook;
+void **gh_enqueue_global_hook(void) { return &swift_task_enqueueGlobal_hook; }

@@ -23,6 +23,8 @@ int gh_heap_trim(void);
 int gh_unsent_bytes(int fd);
 /// Blocks SIGTERM, SIGINT and SIGHUP and returns a non-blocking signalfd that reports them; SIGPIPE is ignored.
 int gh_signalfd_open(void);
+/// The address of the Swift concurrency runtime's `swift_task_enqueueGlobal_hook` variable.
+void **gh_enqueue_global_hook(void);
 
 static inline uint32_t gh_epollin(void) { return EPOLLIN; }
 static inline uint32_t gh_epollout(void) { return EPOLLOUT; }
