@@ -1,24 +1,44 @@
 /// Byte classes from RFC 9110 §5.6.2 (token) and §5.5 (field values).
 @usableFromInline
 enum ByteClass {
+    /// tchar (RFC 9110 §5.6.2), by a 128-bit map: bit b of the pair is set for each token byte.
     @inline(__always) @usableFromInline
     static func isToken(_ b: UInt8) -> Bool {
-        switch b {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
-             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
-             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-            return true
-        default:
-            return false
-        }
+        let low: UInt64 = 0x03FF_6CFA_0000_0000  // ! # $ % & ' * + - . 0-9
+        let high: UInt64 = 0x57FF_FFFF_C7FF_FFFE  // A-Z ^ _ ` a-z | ~
+        let word = b < 64 ? low : b < 128 ? high : 0
+        return (word >> UInt64(b & 63)) & 1 != 0
     }
 
     /// field-vchar, SP or HTAB (obs-text allowed, as RFC 9110 §5.5 permits).
     @inline(__always) @usableFromInline
     static func isFieldValue(_ b: UInt8) -> Bool {
         b == 0x09 || (b >= 0x20 && b != 0x7F)
+    }
+
+    /// The index of the first byte in `from..<end` that may not appear in a field value (a control
+    /// byte other than HTAB, or DEL), or `end`. Eight bytes at a time while a word holds none of
+    /// those (the word tests can report a byte that is fine, never miss one; a flagged word is
+    /// then checked byte by byte), so a typical value costs a few instructions per word.
+    @inline(__always) @usableFromInline
+    static func firstNonFieldValue(_ buf: UnsafeRawBufferPointer, from: Int, to end: Int) -> Int {
+        var p = from
+        if let base = buf.baseAddress {
+            let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+            while p + 8 <= end {
+                let x = base.loadUnaligned(fromByteOffset: p, as: UInt64.self)
+                let control = (x &- ones &* 0x20) & ~x & highs  // some byte < 0x20
+                let d = x ^ (ones &* 0x7F)
+                let del = (d &- ones) & ~d & highs  // some byte == 0x7F
+                if control | del != 0 { break }
+                p += 8
+            }
+        }
+        while p < end {
+            if !isFieldValue(buf[p]) { return p }
+            p += 1
+        }
+        return end
     }
 
     /// A visible request-target byte (RFC 3986 characters are a subset; no spaces or controls).

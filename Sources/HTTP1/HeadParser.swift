@@ -105,7 +105,7 @@ public struct HeadParser: Sendable {
                 sawFirstLine = true
             } else {
                 if head.headers.count >= limits.maxHeaders { return .error(tooManyHeaders) }
-                guard parseField(buf, &p) else { return .error(lastError) }
+                guard parseField(buf, p, cr: i - 1) else { return .error(lastError) }
             }
             lineStart = i + 1
             i += 1
@@ -225,33 +225,33 @@ public struct HeadParser: Sendable {
         return true
     }
 
-    private mutating func parseField(_ buf: UnsafeRawBufferPointer, _ p: inout Int) -> Bool {
-        let s = p
+    /// One field line, `start..<cr` (the line's CRLF is at `cr`, found by `parse`). The value is
+    /// checked a word at a time; its trailing whitespace is trimmed from the end.
+    private mutating func parseField(_ buf: UnsafeRawBufferPointer, _ start: Int, cr: Int) -> Bool {
+        var p = start
         if buf[p] == 0x20 || buf[p] == 0x09 {
             lastError = .badRequest("obsolete line folding")
             return false
         }
         while ByteClass.isToken(buf[p]) { p += 1 }
-        guard p > s else { lastError = .badRequest("bad header name"); return false }
+        guard p > start else { lastError = .badRequest("bad header name"); return false }
         guard buf[p] == UInt8(ascii: ":") else {
             lastError = .badRequest(buf[p] == 0x20 || buf[p] == 0x09 ? "whitespace before colon" : "bad header name")
             return false
         }
-        let name = ByteRange(start: s, count: p - s)
+        let name = ByteRange(start: start, count: p - start)
         p += 1
         while buf[p] == 0x20 || buf[p] == 0x09 { p += 1 }
         let v = p
-        var lastNonSpace = p
-        while buf[p] != 0x0D {
-            let b = buf[p]
-            guard ByteClass.isFieldValue(b) else { lastError = .badRequest("bad byte in header value"); return false }
-            p += 1
-            if b != 0x20 && b != 0x09 { lastNonSpace = p }
+        let bad = ByteClass.firstNonFieldValue(buf, from: v, to: cr)
+        if bad < cr {
+            // The first byte that breaks the rule decides, as when the line arrives in pieces.
+            lastError = .badRequest(buf[bad] == 0x0D ? "bare CR" : "bad byte in header value")
+            return false
         }
-        guard buf[p + 1] == 0x0A else { lastError = .badRequest("bare CR"); return false }
-        let value = ByteRange(start: v, count: lastNonSpace - v)
-        head.headers.append(HeaderField(name: name, value: value, kind: HeaderKind.classify(buf, name)))
-        p += 2
+        var e = max(v, cr)
+        while e > v && (buf[e - 1] == 0x20 || buf[e - 1] == 0x09) { e -= 1 }
+        head.headers.append(HeaderField(name: name, value: ByteRange(start: v, count: e - v), kind: HeaderKind.classify(buf, name)))
         return true
     }
 }
