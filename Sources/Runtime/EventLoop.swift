@@ -12,7 +12,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     public static let shared = EventLoop()
 
     private let epfd: Int32
-    private let maxEvents: Int32 = 256
+    private let maxEvents: Int32 = 1024
     private let events: UnsafeMutablePointer<epoll_event>
     /// Registered sockets by fd; an fd's generation rejects events meant for an earlier socket.
     private var sockets: [Socket?] = []
