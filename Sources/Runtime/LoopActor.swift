@@ -7,9 +7,10 @@ import Glibc
 @globalActor
 public actor LoopActor {
     public static let shared = LoopActor()
-    public nonisolated var unownedExecutor: UnownedSerialExecutor {
-        EventLoop.shared.asUnownedSerialExecutor()
-    }
+    /// Asked on every executor hop (about fourteen per request): a stored value, so answering
+    /// does not go through the loop's lazily initialised global each time.
+    private nonisolated let executor = EventLoop.shared.asUnownedSerialExecutor()
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor }
 }
 
 /// Starts a task on the loop.
