@@ -26,14 +26,16 @@ struct RequestPlan {
 
     var idempotent: Bool { method.isIdempotent }
 
-    init(_ head: MessageHead, framer: BodyFramer, buffered: Int, bodyDone: Bool, rate: MinRate) {
+    /// From the request head in `ws`, read field by field where it lies (binding the whole head
+    /// would copy it, array and all, on every request).
+    init(_ ws: Workspace, framer: BodyFramer, buffered: Int, bodyDone: Bool, rate: MinRate) {
         bodyRate = rate
-        method = head.methodKind
-        versionMinor = head.versionMinor
-        keepAlive = head.keepAlive
-        expectContinue = head.expectContinue
-        ambiguous = head.ambiguous
-        headEnd = head.end
+        method = ws.request.head.methodKind
+        versionMinor = ws.request.head.versionMinor
+        keepAlive = ws.request.head.keepAlive
+        expectContinue = ws.request.head.expectContinue
+        ambiguous = ws.request.head.ambiguous
+        headEnd = ws.request.head.end
         self.framer = framer
         self.buffered = buffered
         self.bodyDone = bodyDone
@@ -134,18 +136,17 @@ extension ClientSession {
     /// Checks what can be checked before any backend is involved: the declared body size against
     /// `max_body_bytes` and the framing of the body bytes already buffered.
     private func admit(_ ws: Workspace) -> Result<RequestPlan, HTTPError> {
-        let head = ws.request.head
         let inb = inbound.buffer!
-        let afterHead = inb.readIndex + head.end
-        if spoofsClientSubject(head, inb) { return .failure(.badRequest("client subject header named by Connection or spelled alike")) }
-        if ctx.config.limits.maxBodyBytes > 0, let n = head.contentLength, n > ctx.config.limits.maxBodyBytes {
+        let afterHead = inb.readIndex + ws.request.head.end
+        if spoofsClientSubject(ws, inb) { return .failure(.badRequest("client subject header named by Connection or spelled alike")) }
+        if ctx.config.limits.maxBodyBytes > 0, let n = ws.request.head.contentLength, n > ctx.config.limits.maxBodyBytes {
             return .failure(.bodyTooLarge)
         }
-        var framer = BodyFramer(head.requestFraming)
+        var framer = BodyFramer(ws.request.head.requestFraming)
         let pre = framer.scan(UnsafeRawBufferPointer(start: inb.base + afterHead, count: inb.writeIndex - afterHead))
         if let e = pre.error { return .failure(e) }
         requestEnd = afterHead + pre.consumed
-        return .success(RequestPlan(head, framer: framer, buffered: pre.consumed, bodyDone: pre.done, rate: MinRate(ctx.config.limits)))
+        return .success(RequestPlan(ws, framer: framer, buffered: pre.consumed, bodyDone: pre.done, rate: MinRate(ctx.config.limits)))
     }
 
     /// The client-certificate subject header this connection's listener sets, or else the one
@@ -157,10 +158,10 @@ extension ClientSession {
 
     /// Whether the request names the client-certificate subject header (which only the proxy
     /// sets) in its Connection header, or sends a lookalike spelling of it.
-    private func spoofsClientSubject(_ head: MessageHead, _ inb: IOBuffer) -> Bool {
+    private func spoofsClientSubject(_ ws: Workspace, _ inb: IOBuffer) -> Bool {
         guard let name = subjectHeaderName else { return false }
         return name.withUnsafeBytes {
-            HeadRewriter.spoofsClientSubject(UnsafeRawPointer(inb.base + inb.readIndex), head, $0)
+            HeadRewriter.spoofsClientSubject(UnsafeRawPointer(inb.base + inb.readIndex), ws.request.head, $0)
         }
     }
 
