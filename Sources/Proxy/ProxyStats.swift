@@ -24,19 +24,24 @@ public final class ProxyStats {
         }
     }
 
-    public var clientPhases = [Int](repeating: 0, count: ClientPhase.allCases.count)
+    let clientPhases = CounterArray(count: ClientPhase.allCases.count)
     public var clientConnections = 0
     public var acceptedTotal = 0
     public var acceptPausesTotal = 0
     public var requestsInFlight = 0
     public var badRequestsTotal = 0
-    public var timeouts = [Int](repeating: 0, count: Timeout.allCases.count)
+    let timeouts = CounterArray(count: Timeout.allCases.count)
     public var retriesTotal = 0
     public var staleRetriesTotal = 0
     /// Responses that started but ended early (counted as 502, apart from the status sent).
     public var truncatedResponsesTotal = 0
     /// Requests given up because the client hung up (499).
     public var clientAbortsTotal = 0
+
+    deinit {
+        clientPhases.deallocate()
+        timeouts.deallocate()
+    }
 
     func enter(_ p: ClientPhase) { clientPhases[p.rawValue] += 1 }
     func leave(_ p: ClientPhase) { clientPhases[p.rawValue] -= 1 }

@@ -187,7 +187,7 @@ final class UpstreamGroup: @unchecked Sendable {
     let connectTimeout: UInt64
     /// Set when the group speaks TLS to its servers (`tls on;`).
     let tlsClient: TLSClientContext?
-    var requestsByClass = [Int](repeating: 0, count: 6)
+    let requestsByClass = CounterArray(count: 6)
     var onQueueWait: (UInt64) -> Void = { _ in }
 
     init(config: BackendGroup, addresses: [SocketAddress], connectTimeout: UInt64, tlsClient: TLSClientContext? = nil) {
@@ -204,6 +204,8 @@ final class UpstreamGroup: @unchecked Sendable {
             s.preallocate(min(config.maxIdle ?? 1024, config.maxConnections, 4096))
         }
     }
+
+    deinit { requestsByClass.deallocate() }
 
     /// The requests waiting for a connection (read by the metrics).
     var queue: WaitQueue<Waiter> { state.queue }
