@@ -16,8 +16,8 @@ final class ProxyMetrics: @unchecked Sendable {
     private let inFlight: Gauge
     private let badRequests: MirroredCounter
     private var requests: [[MirroredCounter]] = []
-    private var durations: [ValueHistogram] = []
-    private var queueWaits: [ValueHistogram] = []
+    private var durations: [LoopHistogram] = []
+    private var queueWaits: [LoopHistogram] = []
     private var queueLength: [Gauge] = []
     private var serverGauges: [[(active: Gauge, idle: Gauge, idleTarget: Gauge, up: Gauge, connects: MirroredCounter, errors: MirroredCounter, failures: MirroredCounter)]] = []
     private let timeouts: [MirroredCounter]

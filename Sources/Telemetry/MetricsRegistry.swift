@@ -31,6 +31,7 @@ public final class MirroredCounter {
 public final class MetricsRegistry {
     private let registry = PrometheusCollectorRegistry()
     private var buffer: [UInt8] = []
+    private var histograms: [LoopHistogram] = []
 
     public init() { buffer.reserveCapacity(64 * 1024) }
 
@@ -42,11 +43,12 @@ public final class MetricsRegistry {
         MirroredCounter(registry.makeCounter(descriptor: Self.descriptor(name, help), labels: labels))
     }
 
-    /// A latency histogram in seconds with buckets from 0.5 ms to 60 s. Values are Doubles, not
-    /// `Duration`s: recording compares against every bucket, and a Double compare is one
-    /// instruction where a `Duration` compare is a call (a third of the cost of a request's metrics).
-    public func latency(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> ValueHistogram {
-        registry.makeValueHistogram(descriptor: Self.descriptor(name, help), labels: labels, buckets: Self.latencyBuckets)
+    /// A latency histogram in seconds with buckets from 0.5 ms to 60 s, kept on the loop (see
+    /// `LoopHistogram`) and rendered after the registry's families.
+    public func latency(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> LoopHistogram {
+        let h = LoopHistogram(name: name, help: help, labels: labels, buckets: Self.latencyBuckets)
+        histograms.append(h)
+        return h
     }
 
     public static let latencyBuckets: [Double] = [
@@ -61,6 +63,15 @@ public final class MetricsRegistry {
     public func render() -> [UInt8] {
         buffer.removeAll(keepingCapacity: true)
         registry.emit(into: &buffer)
+        var text = ""
+        var named = Set<String>()
+        for h in histograms where !named.contains(h.name) {
+            // One HELP and TYPE per family, then every label set of that name.
+            named.insert(h.name)
+            text += "# HELP \(h.name) \(h.help)\n# TYPE \(h.name) histogram\n"
+            for same in histograms where same.name == h.name { same.render(into: &text) }
+        }
+        buffer.append(contentsOf: text.utf8)
         return buffer
     }
 }

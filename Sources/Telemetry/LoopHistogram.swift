@@ -1,0 +1,67 @@
+/// A histogram kept as plain counters on the loop thread and written out in Prometheus text
+/// format at scrape time.
+///
+/// An observation is a short scan of the bounds and one add. (swift-prometheus's histogram,
+/// which this replaces on the request path, takes a lock and adds to every bucket at or above the
+/// value on each observation: about 500 instructions of every proxied request.)
+public final class LoopHistogram {
+    let name: String
+    let help: String
+    /// `key="value",` pairs, escaped, ready to go in front of `le`.
+    let labelPrefix: String
+    private let bounds: UnsafeMutablePointer<Double>
+    private let boundCount: Int
+    /// Observations per bucket, not cumulative; the last is above every bound.
+    private let counts: UnsafeMutablePointer<UInt64>
+    private var sum: Double = 0
+
+    init(name: String, help: String, labels: [(String, String)], buckets: [Double]) {
+        self.name = name
+        self.help = help
+        labelPrefix = labels.map { "\($0.0)=\"\(Self.escape($0.1))\"," }.joined()
+        boundCount = buckets.count
+        bounds = .allocate(capacity: buckets.count)
+        bounds.initialize(from: buckets.sorted(), count: buckets.count)
+        counts = .allocate(capacity: buckets.count + 1)
+        counts.initialize(repeating: 0, count: buckets.count + 1)
+    }
+
+    deinit {
+        bounds.deallocate()
+        counts.deallocate()
+    }
+
+    public func record(_ value: Double) {
+        var i = 0
+        while i < boundCount && value > bounds[i] { i += 1 }
+        counts[i] += 1
+        sum += value
+    }
+
+    /// The `_bucket`, `_sum` and `_count` lines (the caller writes HELP and TYPE once per name).
+    func render(into out: inout String) {
+        var cumulative: UInt64 = 0
+        for i in 0...boundCount {
+            cumulative += counts[i]
+            let le = i < boundCount ? "\(bounds[i])" : "+Inf"
+            out += "\(name)_bucket{\(labelPrefix)le=\"\(le)\"} \(cumulative)\n"
+        }
+        let plain = labelPrefix.isEmpty ? "" : "{\(labelPrefix.dropLast())}"
+        out += "\(name)_sum\(plain) \(sum)\n"
+        out += "\(name)_count\(plain) \(cumulative)\n"
+    }
+
+    /// A label value as the text format wants it: backslash, double quote and newline escaped.
+    static func escape(_ s: String) -> String {
+        var r = ""
+        for c in s {
+            switch c {
+            case "\\": r += "\\\\"
+            case "\"": r += "\\\""
+            case "\n": r += "\\n"
+            default: r.append(c)
+            }
+        }
+        return r
+    }
+}

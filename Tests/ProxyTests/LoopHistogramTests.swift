@@ -1,0 +1,43 @@
+import Telemetry
+import Testing
+
+/// The request-path histogram, rendered: cumulative buckets where a value on a bound counts in
+/// that bucket (`le`), sum and count, one HELP/TYPE per family, label values escaped.
+@Suite("Loop histogram")
+struct LoopHistogramTests {
+    static func lines(_ registry: MetricsRegistry) -> [String] {
+        String(decoding: registry.render(), as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+
+    @Test("observations land in cumulative buckets; sum and count agree")
+    func buckets() {
+        let r = MetricsRegistry()
+        let h = r.latency("t_seconds", "test", [("backend", "a")])
+        for v in [0.0001, 0.05, 0.05, 0.07, 3.0, 100.0] { h.record(v) }
+        let text = Self.lines(r)
+        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"0.0005\"} 1"))
+        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"0.025\"} 1"))
+        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"0.05\"} 3"))  // 0.05 is in le=0.05
+        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"0.1\"} 4"))
+        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"5.0\"} 5"))
+        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"60.0\"} 5"))
+        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"+Inf\"} 6"))
+        #expect(text.contains("t_seconds_count{backend=\"a\"} 6"))
+        let sum = text.first { $0.hasPrefix("t_seconds_sum{backend=\"a\"} ") }.flatMap { Double($0.split(separator: " ")[1]) }
+        #expect(abs((sum ?? 0) - 103.1701) < 1e-9)
+    }
+
+    @Test("one HELP and TYPE per family across label sets; no labels, no braces; values escaped")
+    func families() {
+        let r = MetricsRegistry()
+        r.latency("f_seconds", "family", [("backend", "a\"b\\c")]).record(1)
+        r.latency("f_seconds", "family", [("backend", "d")]).record(1)
+        r.latency("g_seconds", "plain").record(1)
+        let text = Self.lines(r)
+        #expect(text.filter { $0 == "# TYPE f_seconds histogram" }.count == 1)
+        #expect(text.contains("f_seconds_count{backend=\"a\\\"b\\\\c\"} 1"))
+        #expect(text.contains("f_seconds_count{backend=\"d\"} 1"))
+        #expect(text.contains("g_seconds_count 1"))
+        #expect(text.contains("g_seconds_bucket{le=\"+Inf\"} 1"))
+    }
+}
