@@ -166,7 +166,7 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
 
     // MARK: The task
 
-    @LoopActor
+    nonisolated(nonsending)
     func run() async {
         let ws = ctx.takeWorkspace()
         defer {
@@ -216,7 +216,7 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
     enum HeadOutcome { case head, parked, closed }
 
     /// Reads until a whole request head is parsed; answers and closes on bad input or timeout.
-    @LoopActor
+    nonisolated(nonsending)
     private func readHead(_ ws: Workspace) async -> HeadOutcome {
         var headDeadline: UInt64 = 0
         while true {
@@ -273,7 +273,7 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
     }
 
     /// Answers a request refused before forwarding (malformed, over a limit), then closes.
-    @LoopActor
+    nonisolated(nonsending)
     private func refuse(_ status: Int) async {
         ctx.stats.badRequestsTotal += 1
         await respond(Responses.error(status, close: true))
@@ -284,7 +284,7 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
     /// and discard what the client still sends (up to `lingerIdle` between reads and
     /// `lingerTotal` in all), so closing with unread bytes does not reset the connection and
     /// destroy the answer before the client reads it.
-    @LoopActor
+    nonisolated(nonsending)
     func lingerAndClose() async {
         lingerOnClose = false
         guard !closed, !socket.isClosed else { return close() }
@@ -306,7 +306,7 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
     static let lingerTotal: UInt64 = 5_000_000_000
 
     /// Sends one of the proxy's own responses (best effort).
-    @LoopActor
+    nonisolated(nonsending)
     func respond(_ bytes: [UInt8]) async {
         setPhase(.writing)
         let deadline = EventLoop.shared.now + ctx.config.timeouts.clientSend

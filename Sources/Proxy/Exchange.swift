@@ -7,7 +7,7 @@ import Runtime
 extension ClientSession {
     /// The phases in order. Each phase tries its I/O synchronously first and awaits only when it
     /// must wait: an async call costs an executor hop even when nothing waits.
-    @LoopActor
+    nonisolated(nonsending)
     func exchange(_ ws: Workspace, _ conn: UpstreamConnection, _ plan: RequestPlan) async throws(ExchangeFailure) -> Completed {
         if try !writeHead(ws, conn, plan) { try await finishHead(ws, conn) }
         if !plan.bodyDone { try await sendBody(ws, conn, plan) }
@@ -35,7 +35,7 @@ extension ClientSession {
         }
     }
 
-    @LoopActor
+    nonisolated(nonsending)
     private func finishHead(_ ws: Workspace, _ conn: UpstreamConnection) async throws(ExchangeFailure) {
         do throws(IOError) {
             try await conn.send(ws.iov, staging: ws.upstreamStaging, until: EventLoop.shared.now + ctx.config.timeouts.upstreamSend)
@@ -75,7 +75,7 @@ extension ClientSession {
     /// The rest of a body larger than `request_buffer`, one buffer at a time: we read from the
     /// client only what the backend has taken, so the rest of a body of any size needs one buffer.
     /// The client's pace still counts against the minimum rate.
-    @LoopActor
+    nonisolated(nonsending)
     private func sendBody(_ ws: Workspace, _ conn: UpstreamConnection, _ plan: RequestPlan) async throws(ExchangeFailure) {
         let maxBody = ctx.config.limits.maxBodyBytes
         inbound.buffer!.readIndex += plan.headEnd + plan.buffered
@@ -110,7 +110,7 @@ extension ClientSession {
     /// Reads the final response head into `ws.response`. 1xx interim responses are relayed to
     /// HTTP/1.1 clients (100 is ours to send, so dropped; an HTTP/1.0 client gets none, RFC 9110
     /// §15.2).
-    @LoopActor @inline(__always)
+    @inline(__always) nonisolated(nonsending)
     private func readResponseHead(_ ws: Workspace, _ conn: UpstreamConnection, _ plan: RequestPlan) async throws(ExchangeFailure) {
         setPhase(.waitingUpstream)
         let ub = ws.upstream
@@ -152,7 +152,7 @@ extension ClientSession {
         }
     }
 
-    @LoopActor @inline(__always)
+    @inline(__always) nonisolated(nonsending)
     private func readMoreHead(_ conn: UpstreamConnection, _ ub: BufferSlot, _ deadline: UInt64, _ sawByte: inout Bool) async throws(ExchangeFailure) {
         if clientHungUp { throw ExchangeFailure(.clientGone, requestSent: true) }
         let n: Int

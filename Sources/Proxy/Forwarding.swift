@@ -62,7 +62,7 @@ extension ClientSession {
     /// A request's life: admit → acquire a connection → exchange (send head, send body, read head,
     /// relay body) → release; on failure, a retry when safe or the answer the client is owed.
     /// Returns whether the client connection may stay open.
-    @LoopActor
+    nonisolated(nonsending)
     func proxy(_ ws: Workspace) async -> Bool {
         let stats = ctx.stats
         stats.requestsInFlight += 1
@@ -173,7 +173,7 @@ extension ClientSession {
 
     /// Phase 1, when no idle pooled connection was at hand: a new connection to a server of the
     /// group, or one after a wait in the queue.
-    @LoopActor
+    nonisolated(nonsending)
     private func acquire(_ a: inout Attempts) async -> Result<UpstreamGroup.Lease, TaggedFailure> {
         do {
             defer { queuedWaiter = nil }
@@ -220,7 +220,7 @@ extension ClientSession {
     /// The request failed for good: count it, answer the client when it can still be answered,
     /// and say whether its connection may stay open (only when the request was consumed whole and
     /// the fault was not the client's).
-    @LoopActor
+    nonisolated(nonsending)
     private func conclude(_ f: ExchangeFailure, plan: RequestPlan?, started: UInt64) async -> Bool {
         if let t = f.timeout { ctx.stats.timedOut(t) }
         switch f.cause {

@@ -10,7 +10,7 @@ extension ClientSession {
     /// `request_buffer` is held, or buffer memory is at its limit (the rest then streams once a
     /// connection is leased). Waits are bounded by `client_body` between reads and by the
     /// minimum data rate.
-    @LoopActor
+    nonisolated(nonsending)
     func receiveBody(_ ws: Workspace, _ plan: inout RequestPlan) async throws(ExchangeFailure) {
         if plan.expectContinue && plan.versionMinor == 1 { try await sendContinue() }
         let spool = ws.requestSpool
@@ -45,7 +45,7 @@ extension ClientSession {
 
     /// One read of body bytes from the client, within `client_body` and the minimum rate
     /// (`sent`: some of the request already went to a backend).
-    @LoopActor
+    nonisolated(nonsending)
     func readClientBody(into room: UnsafeMutableRawBufferPointer, _ rate: inout MinRate, sent: Bool) async throws(ExchangeFailure) -> Int {
         let now = EventLoop.shared.now
         let n: Int
@@ -62,7 +62,7 @@ extension ClientSession {
     }
 
     /// Answers `Expect: 100-continue` (RFC 9110 §10.1.1): we read the body ourselves.
-    @LoopActor
+    nonisolated(nonsending)
     func sendContinue() async throws(ExchangeFailure) {
         do throws(IOError) {
             try await send(UnsafeRawBufferPointer(start: Responses.continue100.utf8Start, count: Responses.continue100.utf8CodeUnitCount),

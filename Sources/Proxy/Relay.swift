@@ -6,7 +6,7 @@ extension ClientSession {
     /// Sends the rewritten response head with the first body bytes in the same writev, then relays
     /// the rest. A response that ends early is `.truncated`: the client connection then closes,
     /// since a short body must never look whole.
-    @LoopActor @inline(__always)
+    @inline(__always) nonisolated(nonsending)
     func relayResponse(_ ws: Workspace, _ conn: UpstreamConnection, _ plan: RequestPlan) async throws(ExchangeFailure) -> Completed {
         let rh = ws.response.head
         let framing = rh.responseFraming(requestMethod: plan.method)
@@ -61,7 +61,7 @@ extension ClientSession {
 
     /// Sends the rest of the gather list to the client (the response has started once any of it
     /// went out).
-    @LoopActor
+    nonisolated(nonsending)
     private func sendToClient(_ list: IOVecList, _ ws: Workspace) async throws(ExchangeFailure) {
         do throws(IOError) {
             try await send(list, staging: ws.tlsStaging, until: EventLoop.shared.now + ctx.config.timeouts.clientSend)
@@ -70,7 +70,7 @@ extension ClientSession {
         }
     }
 
-    @LoopActor @inline(__always)
+    @inline(__always) nonisolated(nonsending)
     private func sendToClient(_ bytes: UnsafeRawBufferPointer) async throws(ExchangeFailure) {
         do throws(IOError) {
             try await send(bytes, until: EventLoop.shared.now + ctx.config.timeouts.clientSend)
@@ -84,7 +84,7 @@ extension ClientSession {
     }
 
     /// Reads more of the response body into the upstream slot; 0 is the backend's EOF.
-    @LoopActor @inline(__always)
+    @inline(__always) nonisolated(nonsending)
     private func readBody(_ conn: UpstreamConnection, _ ub: BufferSlot) async throws(ExchangeFailure) -> Int {
         ub.releaseIfEmpty()
         do throws(IOError) {
@@ -100,7 +100,7 @@ extension ClientSession {
     /// is back in the pool. Only a full queue makes the backend wait for the client
     /// (backpressure), and then the client's pace counts against the minimum rate. Returns whether
     /// bytes beyond the response's end arrived.
-    @LoopActor
+    nonisolated(nonsending)
     private func relayRaw(_ ws: Workspace, _ conn: UpstreamConnection, _ rf: inout BodyFramer) async throws(ExchangeFailure) -> Bool {
         let q = ws.responseQueue
         if let b = ws.upstream.buffer {  // what is left after the head's bytes went out
@@ -144,7 +144,7 @@ extension ClientSession {
 
     /// Waits until the backend has more or the client can take more, within `upstream_read` and
     /// `client_send`.
-    @LoopActor
+    nonisolated(nonsending)
     private func waitForEitherSide(_ conn: UpstreamConnection) async throws(ExchangeFailure) {
         let now = EventLoop.shared.now
         let upstreamDeadline = now + ctx.config.timeouts.upstreamRead
@@ -157,7 +157,7 @@ extension ClientSession {
     }
 
     /// Reads more of the response body into `room`; 0 is the backend's EOF.
-    @LoopActor @inline(__always)
+    @inline(__always) nonisolated(nonsending)
     private func readBody(_ conn: UpstreamConnection, _ room: UnsafeMutableRawBufferPointer) async throws(ExchangeFailure) -> Int {
         do throws(IOError) {
             return try await conn.read(into: room, until: EventLoop.shared.now + ctx.config.timeouts.upstreamRead)
@@ -186,7 +186,7 @@ extension ClientSession {
     /// Waits until the client has taken the queue's first buffer, within `client_send` and the
     /// minimum rate. What the client took is measured by the kernel's send queue, not by what we
     /// wrote: the kernel may hold megabytes for a client that reads a few bytes a second.
-    @LoopActor
+    nonisolated(nonsending)
     private func sendFront(_ q: BufferChain) async throws(ExchangeFailure) {
         let f = q.front
         let now = EventLoop.shared.now
@@ -207,7 +207,7 @@ extension ClientSession {
 
     /// The last phase, once the backend connection is back in the pool: the client takes the
     /// rest of the response from the queue at its own pace (bounded by the minimum rate).
-    @LoopActor
+    nonisolated(nonsending)
     func deliver(_ ws: Workspace) async throws(ExchangeFailure) {
         let q = ws.responseQueue
         defer { q.release() }
@@ -224,7 +224,7 @@ extension ClientSession {
     /// loop until it is through: every `fairShare` bytes the task goes to the back of the queue,
     /// so a turn of the loop stays short and a small request arriving meanwhile is not held up
     /// by hundreds of megabytes moving for others.
-    @LoopActor @inline(__always)
+    @inline(__always) nonisolated(nonsending)
     private func yieldAfterLongRun(_ moved: inout Int, _ n: Int) async {
         moved += n
         if moved >= Self.fairShare {
@@ -236,7 +236,7 @@ extension ClientSession {
     static let fairShare = 256 * 1024
 
     /// Relays a chunked body decoded, for an HTTP/1.0 client (which then sees the end by close).
-    @LoopActor
+    nonisolated(nonsending)
     private func relayDecoded(_ ws: Workspace, _ conn: UpstreamConnection, _ rf: inout BodyFramer) async throws(ExchangeFailure) -> Bool {
         let ub = ws.upstream
         while true {

@@ -12,14 +12,14 @@ protocol StreamEnd: AnyObject {
 
 extension StreamEnd {
     /// Reads once into `slot` (see `BufferSlot.fill`); 0 means EOF.
-    @LoopActor @inline(__always)
+    @inline(__always) nonisolated(nonsending)
     func fill(_ slot: BufferSlot, until deadline: UInt64) async throws(IOError) -> Int {
         if let t = tls { return try await slot.fill(from: t, until: deadline) }
         return try await slot.fill(from: socket, until: deadline)
     }
 
     /// Reads once into `into` (waiting until `deadline`); 0 means EOF.
-    @LoopActor @inline(__always)
+    @inline(__always) nonisolated(nonsending)
     func read(into: UnsafeMutableRawBufferPointer, until deadline: UInt64) async throws(IOError) -> Int {
         if let t = tls { return try await t.read(into: into, until: deadline) }
         return try await socket.read(into: into, until: deadline)
@@ -32,7 +32,7 @@ extension StreamEnd {
         return try socket.writeNow(bytes) ?? 0
     }
 
-    @LoopActor @inline(__always)
+    @inline(__always) nonisolated(nonsending)
     func send(_ bytes: UnsafeRawBufferPointer, until deadline: UInt64) async throws(IOError) {
         if let t = tls { try await t.write(bytes, until: deadline) } else { try await socket.write(bytes, until: deadline) }
     }
@@ -46,7 +46,7 @@ extension StreamEnd {
 
     /// Sends a gather list: writev, or through TLS coalesced in `staging` (one record per 16 KiB,
     /// not one per span).
-    @LoopActor
+    nonisolated(nonsending)
     func send(_ list: IOVecList, staging: UnsafeMutableRawBufferPointer, until deadline: UInt64) async throws(IOError) {
         if let t = tls {
             try await t.write(list, staging: staging, until: deadline)
@@ -62,7 +62,7 @@ extension UpstreamConnection: StreamEnd {}
 extension BufferSlot {
     /// Reads once through `tls` (whose decrypted bytes are returned before any wait), appending
     /// to the buffer; 0 means EOF. The buffer is taken only for the read and given back if empty.
-    @LoopActor
+    nonisolated(nonsending)
     func fill(from tls: TLSStream, until deadline: UInt64) async throws(IOError) -> Int {
         let buf = held()
         if buf.writableTail == 0 { buf.compact() }

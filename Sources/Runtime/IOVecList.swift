@@ -112,7 +112,7 @@ extension Socket {
     }
 
     /// Writes the whole gather list, resuming after short writes. The list is consumed.
-    @LoopActor
+    nonisolated(nonsending)
     public func write(_ list: IOVecList, until deadline: UInt64) async throws(IOError) {
         while true {
             if isClosed { throw .closed }

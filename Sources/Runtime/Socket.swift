@@ -153,14 +153,14 @@ public final class Socket: TimerNode, @unchecked Sendable {
     // MARK: Waiting
 
     /// Waits until readable; false when the deadline passed or the socket closed.
-    @LoopActor
+    nonisolated(nonsending)
     public func waitReadable(until deadline: UInt64) async -> Bool {
         if isClosed { return false }
         setDeadline(deadline)
         return await withUnsafeContinuation { readWaiter = $0 }
     }
 
-    @LoopActor
+    nonisolated(nonsending)
     public func waitWritable(until deadline: UInt64) async -> Bool {
         if isClosed { return false }
         setDeadline(deadline)
@@ -170,7 +170,7 @@ public final class Socket: TimerNode, @unchecked Sendable {
     /// Waits until this socket is readable or `other` is writable, whichever comes first: a relay
     /// with bytes to move both ways waits for the first side that can move. False when either
     /// deadline passed or either socket closed.
-    @LoopActor
+    nonisolated(nonsending)
     public func waitReadable(orWritable other: Socket, until deadline: UInt64, otherUntil: UInt64) async -> Bool {
         if isClosed || other.isClosed { return false }
         setDeadline(deadline)
@@ -223,7 +223,7 @@ public final class Socket: TimerNode, @unchecked Sendable {
     }
 
     /// Reads at least one byte (or EOF as 0), waiting until `deadline`.
-    @LoopActor
+    nonisolated(nonsending)
     public func read(into: UnsafeMutableRawBufferPointer, until deadline: UInt64) async throws(IOError) -> Int {
         while true {
             if isClosed { throw .closed }
@@ -249,7 +249,7 @@ public final class Socket: TimerNode, @unchecked Sendable {
     }
 
     /// Writes all of `bytes`: write first, wait for EPOLLOUT only after a short write.
-    @LoopActor
+    nonisolated(nonsending)
     public func write(_ bytes: UnsafeRawBufferPointer, until deadline: UInt64) async throws(IOError) {
         var offset = 0
         while offset < bytes.count {
@@ -263,7 +263,7 @@ public final class Socket: TimerNode, @unchecked Sendable {
     }
 
     /// Writes `a` then `b` with writev, so a rewritten head and the body bytes after it go out in one call.
-    @LoopActor
+    nonisolated(nonsending)
     public func write(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, until deadline: UInt64) async throws(IOError) {
         if b.isEmpty { return try await write(a, until: deadline) }
         var iov = (iovec(iov_base: UnsafeMutableRawPointer(mutating: a.baseAddress), iov_len: a.count),

@@ -69,7 +69,7 @@ public final class TLSStream {
     deinit { SSL_free(ssl) }
 
     /// Completes the handshake by `deadline`; false (counted by reason) when it fails.
-    @LoopActor
+    nonisolated(nonsending)
     public func handshake(until deadline: UInt64) async -> Bool {
         let started = EventLoop.shared.now
         while true {
@@ -122,7 +122,7 @@ public final class TLSStream {
     public var hasPendingBytes: Bool { SSL_has_pending(ssl) != 0 }
 
     /// Reads at least one byte of plaintext (0 at the peer's close), waiting until `deadline`.
-    @LoopActor
+    nonisolated(nonsending)
     public func read(into buf: UnsafeMutableRawBufferPointer, until deadline: UInt64) async throws(IOError) -> Int {
         while true {
             if socket.isClosed { throw .closed }
@@ -162,7 +162,7 @@ public final class TLSStream {
     }
 
     /// Writes all of `bytes` (retrying a want-write with the same remaining bytes, as OpenSSL needs).
-    @LoopActor
+    nonisolated(nonsending)
     public func write(_ bytes: UnsafeRawBufferPointer, until deadline: UInt64) async throws(IOError) {
         var offset = 0
         while offset < bytes.count {
@@ -205,7 +205,7 @@ public final class TLSStream {
 
     /// Writes a gather list through `staging`, so a head of many small spans becomes one TLS
     /// record (and one syscall) instead of one record per span.
-    @LoopActor
+    nonisolated(nonsending)
     public func write(_ list: IOVecList, staging: UnsafeMutableRawBufferPointer, until deadline: UInt64) async throws(IOError) {
         while true {
             let n = list.gather(into: staging)
