@@ -25,6 +25,8 @@ struct RequestPlan {
     var bodyRate: MinRate
 
     var idempotent: Bool { method.isIdempotent }
+    /// Safe to send again after a stale pooled connection fails it: idempotent, body all in hand.
+    var replayable: Bool { bodyDone && idempotent }
 
     /// From the request head in `ws`, read field by field where it lies (binding the whole head
     /// would copy it, array and all, on every request).
@@ -87,10 +89,10 @@ extension ClientSession {
         while true {
             let lease: UpstreamGroup.Lease
             setPhase(.waitingUpstream)
-            if !attempts.fresh, attempts.excluded == nil, let idle = group.tryAcquireIdle() {
+            if !attempts.fresh, attempts.excluded == nil, let idle = group.tryAcquireIdle(verify: !plan.replayable) {
                 lease = idle  // the common case, without a suspension point
             } else {
-                switch await acquire(&attempts) {
+                switch await acquire(&attempts, replayable: plan.replayable) {
                 case .success(let l): lease = l
                 case .failure(let f):
                     if clientHungUp { return await conclude(ExchangeFailure(.clientGone, requestSent: false), plan: plan, started: started) }
@@ -174,10 +176,10 @@ extension ClientSession {
     /// Phase 1, when no idle pooled connection was at hand: a new connection to a server of the
     /// group, or one after a wait in the queue.
     nonisolated(nonsending)
-    private func acquire(_ a: inout Attempts) async -> Result<UpstreamGroup.Lease, TaggedFailure> {
+    private func acquire(_ a: inout Attempts, replayable: Bool) async -> Result<UpstreamGroup.Lease, TaggedFailure> {
         do {
             defer { queuedWaiter = nil }
-            return .success(try await group.acquire(excluding: a.excluded, fresh: a.fresh, queued: { queuedWaiter = $0 }))
+            return .success(try await group.acquire(excluding: a.excluded, fresh: a.fresh, verify: !replayable, queued: { queuedWaiter = $0 }))
         } catch {
             switch error {
             case .cancelled: return .failure(TaggedFailure(failure: ExchangeFailure(.clientGone, requestSent: false), server: nil))

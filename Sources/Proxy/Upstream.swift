@@ -223,9 +223,9 @@ final class UpstreamGroup: @unchecked Sendable {
 
     /// The common case, without allocation or suspension: nobody queued and the balancer's pick has
     /// an idle pooled connection that is still open.
-    func tryAcquireIdle() -> Lease? {
+    func tryAcquireIdle(verify: Bool) -> Lease? {
         while let l = state.leaseIdle(now: EventLoop.shared.now) {
-            if let lease = checked(l.conn) { return lease }
+            if let lease = checked(l.conn, verify: verify) { return lease }
         }
         return nil
     }
@@ -234,12 +234,12 @@ final class UpstreamGroup: @unchecked Sendable {
     /// `fresh` skips (and closes) pooled connections: used after a stale keep-alive race.
     @LoopActor
     /// `queued` is told the waiter when the request has to wait, so its owner can cancel it.
-    func acquire(excluding: UpstreamServer?, fresh: Bool, queued: (Waiter) -> Void = { _ in }) async throws(AcquireFailure) -> Lease {
+    func acquire(excluding: UpstreamServer?, fresh: Bool, verify: Bool = true, queued: (Waiter) -> Void = { _ in }) async throws(AcquireFailure) -> Lease {
         while true {
             let now = EventLoop.shared.now
             switch state.request(excluding: excluding?.index, fresh: fresh, now: now) {
             case .reuse(let c, _):
-                if let lease = checked(c) { return lease }
+                if let lease = checked(c, verify: verify) { return lease }
             case .connect(let i, let stale):
                 for c in stale { servers[i].close(c) }
                 return try await connect(servers[i])
@@ -257,7 +257,7 @@ final class UpstreamGroup: @unchecked Sendable {
                 onQueueWait(EventLoop.shared.now - now)
                 switch grant {
                 case .reuse(let c):
-                    if let lease = checked(c) { return lease }
+                    if let lease = checked(c, verify: verify) { return lease }
                 case .connect(let s):
                     return try await connect(s)
                 case .timedOut:
@@ -271,10 +271,14 @@ final class UpstreamGroup: @unchecked Sendable {
     }
 
     /// A leased pooled connection, if the server has not closed it meanwhile (else it is closed
-    /// and its slot freed).
-    private func checked(_ c: UpstreamConnection) -> Lease? {
+    /// and its slot freed). A close that epoll reported is always seen; `verify` also asks the
+    /// kernel (a `MSG_PEEK`, one syscall) about a close since the loop last looked, which only a
+    /// request that could not be sent again needs: any other one that meets that rare race is
+    /// retried on a fresh connection, as nginx does without looking at all.
+    private func checked(_ c: UpstreamConnection, verify: Bool) -> Lease? {
         c.socket.unpark()
-        if c.socket.isIdleAndOpen() { return Lease(conn: c, reused: true) }
+        let open = verify ? c.socket.isIdleAndOpen() : !(c.socket.isClosed || c.socket.peerClosed)
+        if open { return Lease(conn: c, reused: true) }
         state.leasedDead(server: c.server.index)
         c.server.close(c)
         return nil
