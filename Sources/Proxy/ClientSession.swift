@@ -10,6 +10,8 @@ import TLS
 final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
     let socket = Socket()
     unowned(unsafe) let ctx: ProxyContext  // lives as long as the process
+    /// `ctx.stats.clientPhases`, held directly (see `setPhase`).
+    let phaseCounts: CounterArray
     unowned(unsafe) var group: UpstreamGroup
     var groupIndex = 0
     var peer = ""
@@ -53,6 +55,7 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
     init(ctx: ProxyContext, group: UpstreamGroup) {
         self.ctx = ctx
         self.group = group
+        phaseCounts = ctx.stats.clientPhases
         inbound = BufferSlot(pool: ctx.clientBuffers)
         state = ClientConnectionState(keepAliveTimeout: 0, headerTimeout: 0, parkAfter: 0, maxRequests: 0, now: 0)
     }
@@ -98,8 +101,10 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
     }
 
     func setPhase(_ p: ClientPhase?) {
-        if let old = phase { ctx.stats.leave(old) }
-        if let p { ctx.stats.enter(p) }
+        // Through the counters' own storage: reaching them through `ctx.stats` would retain and
+        // release the stats object around each bump (12 reference-count operations a request).
+        if let old = phase { phaseCounts[old.rawValue] -= 1 }
+        if let p { phaseCounts[p.rawValue] += 1 }
         phase = p
     }
 
@@ -168,9 +173,12 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
 
     nonisolated(nonsending)
     func run() async {
-        let ws = ctx.takeWorkspace()
+        // Held only from a request's first bytes to the end of its response: between requests the
+        // workspace goes back to the pool, so thousands of waiting connections hold none, and the
+        // pool hands out the most recently used (still in cache) first.
+        var held: Workspace?
         defer {
-            ctx.giveWorkspace(ws)
+            if let ws = held { ctx.giveWorkspace(ws) }
             taskRunning = false
             if closed { ctx.recycle(self) }
         }
@@ -188,16 +196,18 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
         }
         while true {
             setPhase(.reading)
-            ws.request.reset()
-            switch await readHead(ws) {
+            switch await readHead(&held) {
             case .parked, .closed:
                 return
             case .head:
                 drainCheckAt = 0  // the client is back: the last response's tail is its business
             }
+            let ws = held!
             inRequest = true
             let keepAlive = await proxy(ws)
             inRequest = false
+            ctx.giveWorkspace(ws)
+            held = nil
             let buffered = !inbound.isEmpty
             if !buffered { inbound.releaseIfEmpty() }
             switch state.responseDone(keepAlive: keepAlive && !socket.isClosed, draining: ctx.draining, buffered: buffered, now: EventLoop.shared.now) {
@@ -215,13 +225,22 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
 
     enum HeadOutcome { case head, parked, closed }
 
+    /// A workspace for the request whose first bytes arrived, its parser reset.
+    private func takeWorkspace(_ held: inout Workspace?) -> Workspace {
+        let ws = ctx.takeWorkspace()
+        ws.request.reset()
+        held = ws
+        return ws
+    }
+
     /// Reads until a whole request head is parsed; answers and closes on bad input or timeout.
     nonisolated(nonsending)
-    private func readHead(_ ws: Workspace) async -> HeadOutcome {
+    private func readHead(_ held: inout Workspace?) async -> HeadOutcome {
         var headDeadline: UInt64 = 0
         while true {
             if let buf = inbound.buffer, !buf.isEmpty {
                 if headDeadline == 0 { headDeadline = state.headerDeadline(now: EventLoop.shared.now) }
+                let ws = held ?? takeWorkspace(&held)
                 switch ws.request.parse(buf.readableBytes) {
                 case .complete:
                     return .head

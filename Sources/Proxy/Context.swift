@@ -4,7 +4,8 @@ import Runtime
 import TLS
 
 /// Per-request scratch: parsers, the gather list and the upstream buffer slot. Pooled, so a
-/// connection holds one only while a request is in progress.
+/// connection holds one only while a request is in progress (from its first bytes to the end of
+/// its response), and the most recently used, still in cache, is handed out first.
 final class Workspace: @unchecked Sendable {
     var request: HeadParser
     var response: HeadParser
