@@ -41,6 +41,18 @@ enum ByteClass {
         return end
     }
 
+    /// Eight bytes with each of A-Z made lowercase (bytes from 0x80 up are left alone): a byte
+    /// gets 0x20 when it is at least "A" and not above "Z", both tested in the byte's low seven bits.
+    @inline(__always) @usableFromInline
+    static func lowercased(_ x: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        let low7 = x & ~highs
+        let atLeastA = low7 &+ ones &* (0x80 - 0x41)  // high bit set where byte >= 0x41
+        let aboveZ = low7 &+ ones &* (0x80 - 0x5B)  // high bit set where byte >= 0x5B
+        let upper = atLeastA & ~aboveZ & ~x & highs
+        return x | (upper >> 2)
+    }
+
     /// A visible request-target byte (RFC 3986 characters are a subset; no spaces or controls).
     @inline(__always) @usableFromInline
     static func isTarget(_ b: UInt8) -> Bool {
@@ -75,13 +87,22 @@ public struct ByteRange: Equatable, Sendable {
 }
 
 extension UnsafeRawBufferPointer {
-    /// Case-insensitive ASCII comparison of a span with a lowercase literal.
+    /// Case-insensitive ASCII comparison of a span with a lowercase literal, eight bytes at a time.
     @inlinable
     func equalsLowercase(_ range: ByteRange, _ literal: StaticString) -> Bool {
-        guard range.count == literal.utf8CodeUnitCount else { return false }
-        let lit = literal.utf8Start
-        for i in 0..<range.count where ByteClass.lower(self[range.start + i]) != lit[i] {
-            return false
+        let n = range.count
+        guard n == literal.utf8CodeUnitCount, let base = baseAddress else { return n == 0 && n == literal.utf8CodeUnitCount }
+        let p = base + range.start
+        let lit = UnsafeRawPointer(literal.utf8Start)
+        var i = 0
+        while i + 8 <= n {
+            let word = ByteClass.lowercased(p.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            if word != lit.loadUnaligned(fromByteOffset: i, as: UInt64.self) { return false }
+            i += 8
+        }
+        while i < n {
+            if ByteClass.lower(p.load(fromByteOffset: i, as: UInt8.self)) != lit.load(fromByteOffset: i, as: UInt8.self) { return false }
+            i += 1
         }
         return true
     }

@@ -1,4 +1,4 @@
-import HTTP1
+@testable import HTTP1
 import Testing
 
 /// The parser's byte classes (a bit map for names, a word-at-a-time scan for values) against the
@@ -61,5 +61,45 @@ struct ByteRulesTests {
         let field = try #require(parser.head.headers.last)
         let value = bytes.withUnsafeBytes { $0.string(field.value) }
         #expect(value == "a b")
+    }
+}
+
+/// The word-at-a-time case folding against the byte-at-a-time rule, for every byte value in
+/// every lane of a word.
+@Suite("Case folding")
+struct CaseFoldingTests {
+    @Test("eight bytes lowercased at once equal eight bytes lowercased one by one")
+    func wordFold() throws {
+        for b in 0...255 {
+            for lane in 0..<8 {
+                var bytes: [UInt8] = Array("aZ-9_Xq~".utf8)
+                bytes[lane] = UInt8(b)
+                let word = bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                let folded = withUnsafeBytes(of: ByteClass.lowercased(word)) { Array($0) }
+                let expected = bytes.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
+                #expect(folded == expected, "byte \(b) in lane \(lane)")
+            }
+        }
+    }
+
+    @Test("a field name matches its lowercase spelling in any case, and nothing a byte away")
+    func names() {
+        let name = "Transfer-Encoding"  // 17 bytes: two words and a tail
+        for variant in [name, name.uppercased(), name.lowercased(), "tRaNsFeR-eNcOdInG"] {
+            var parser = HeadParser(kind: .request)
+            let bytes = Array("POST / HTTP/1.1\r\nHost: a\r\n\(variant): chunked\r\n\r\n".utf8)
+            #expect(bytes.withUnsafeBytes { parser.parse($0) } == .complete)
+            #expect(parser.head.chunked, "\(variant)")
+        }
+        let lowered = Array(name.lowercased().utf8)
+        for at in 0..<lowered.count {
+            for b in 0...255 {
+                var bytes = lowered
+                bytes[at] = UInt8(b)
+                let matches = bytes.withUnsafeBytes { $0.equalsLowercase(ByteRange(start: 0, count: $0.count), "transfer-encoding") }
+                let folded = b >= 0x41 && b <= 0x5A ? UInt8(b) | 0x20 : UInt8(b)
+                #expect(matches == (folded == lowered[at]), "byte \(b) at \(at)")
+            }
+        }
     }
 }
