@@ -21,7 +21,7 @@ final class BufferSlot: @unchecked Sendable {
     }
 
     /// Reads once from `socket` (waiting until `deadline`), appending to the buffer; 0 means EOF.
-    nonisolated(nonsending)
+    @inline(__always) nonisolated(nonsending)
     func fill(from socket: Socket, until deadline: UInt64) async throws(IOError) -> Int {
         while true {
             if socket.mayRead {

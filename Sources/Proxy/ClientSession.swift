@@ -234,7 +234,7 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
     }
 
     /// Reads until a whole request head is parsed; answers and closes on bad input or timeout.
-    nonisolated(nonsending)
+    @inline(__always) nonisolated(nonsending)
     private func readHead(_ held: inout Workspace?) async -> HeadOutcome {
         var headDeadline: UInt64 = 0
         while true {

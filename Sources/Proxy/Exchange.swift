@@ -7,7 +7,7 @@ import Runtime
 extension ClientSession {
     /// The phases in order. Each phase tries its I/O synchronously first and awaits only when it
     /// must wait: an async call costs an executor hop even when nothing waits.
-    nonisolated(nonsending)
+    @inline(__always) nonisolated(nonsending)
     func exchange(_ ws: Workspace, _ conn: UpstreamConnection, _ plan: RequestPlan) async throws(ExchangeFailure) -> Completed {
         if try !writeHead(ws, conn, plan) { try await finishHead(ws, conn) }
         if !plan.bodyDone { try await sendBody(ws, conn, plan) }
