@@ -271,13 +271,17 @@ final class UpstreamGroup: @unchecked Sendable {
     }
 
     /// A leased pooled connection, if the server has not closed it meanwhile (else it is closed
-    /// and its slot freed). A close that epoll reported is always seen; `verify` also asks the
-    /// kernel (a `MSG_PEEK`, one syscall) about a close since the loop last looked, which only a
-    /// request that could not be sent again needs: any other one that meets that rare race is
-    /// retried on a fresh connection, as nginx does without looking at all.
+    /// and its slot freed). A close that epoll reported is always seen. The kernel is asked (a
+    /// `MSG_PEEK`, one syscall) when epoll said there was something to read since the last short
+    /// read (bytes that came while the connection was neither parked nor read, which would
+    /// otherwise pass for the next response), and when `verify` asks about a close since the loop
+    /// last looked, which only a request that could not be sent again needs: any other one that
+    /// meets that rare race is retried on a fresh connection, as nginx does without looking.
     private func checked(_ c: UpstreamConnection, verify: Bool) -> Lease? {
         c.socket.unpark()
-        let open = verify ? c.socket.isIdleAndOpen() : !(c.socket.isClosed || c.socket.peerClosed)
+        let ask = verify || c.socket.mayRead || (c.tls?.hasPendingBytes ?? false)
+        let open = ask ? c.socket.isIdleAndOpen() && !(c.tls?.hasPendingBytes ?? false)
+                       : !(c.socket.isClosed || c.socket.peerClosed)
         if open { return Lease(conn: c, reused: true) }
         state.leasedDead(server: c.server.index)
         c.server.close(c)
