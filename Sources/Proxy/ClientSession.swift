@@ -225,6 +225,12 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
 
     enum HeadOutcome { case head, parked, closed }
 
+    /// The workspace goes back before an answer that may linger for seconds (see `lingerAndClose`).
+    private func giveBack(_ held: inout Workspace?) {
+        if let ws = held { ctx.giveWorkspace(ws) }
+        held = nil
+    }
+
     /// A workspace for the request whose first bytes arrived, its parser reset.
     private func takeWorkspace(_ held: inout Workspace?) -> Workspace {
         let ws = ctx.takeWorkspace()
@@ -245,6 +251,7 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
                 case .complete:
                     return .head
                 case .error(let e):
+                    giveBack(&held)
                     await refuse(e.status)
                     return .closed
                 case .needMore:
@@ -277,11 +284,13 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
                     return .parked
                 }
                 ctx.stats.timedOut(.clientHeader)
+                giveBack(&held)
                 await respond(Responses.error(408, close: true))
                 close()
                 return .closed
             } catch .errno(ENOBUFS) {
                 // The head filled the whole buffer without ending.
+                giveBack(&held)
                 await refuse(HTTPError.headersTooLarge.status)
                 return .closed
             } catch {
