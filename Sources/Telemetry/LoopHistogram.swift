@@ -54,12 +54,12 @@ public final class LoopHistogram {
     /// A label value as the text format wants it: backslash, double quote and newline escaped.
     static func escape(_ s: String) -> String {
         var r = ""
-        for c in s {
+        for c in s.unicodeScalars {  // scalars: "\r\n" is one Character, whose "\n" must be escaped
             switch c {
             case "\\": r += "\\\\"
             case "\"": r += "\\\""
             case "\n": r += "\\n"
-            default: r.append(c)
+            default: r.unicodeScalars.append(c)
             }
         }
         return r

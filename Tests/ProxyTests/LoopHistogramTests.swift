@@ -33,11 +33,13 @@ struct LoopHistogramTests {
         r.latency("f_seconds", "family", [("backend", "a\"b\\c")]).record(1)
         r.latency("f_seconds", "family", [("backend", "d")]).record(1)
         r.latency("g_seconds", "plain").record(1)
+        r.latency("h_seconds", "crlf", [("backend", "x\r\ny")]).record(1)
         let text = Self.lines(r)
         #expect(text.filter { $0 == "# TYPE f_seconds histogram" }.count == 1)
         #expect(text.contains("f_seconds_count{backend=\"a\\\"b\\\\c\"} 1"))
         #expect(text.contains("f_seconds_count{backend=\"d\"} 1"))
         #expect(text.contains("g_seconds_count 1"))
         #expect(text.contains("g_seconds_bucket{le=\"+Inf\"} 1"))
+        #expect(text.contains("h_seconds_count{backend=\"x\r\\ny\"} 1"))  // the newline of a CRLF escaped too
     }
 }
