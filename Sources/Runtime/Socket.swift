@@ -155,6 +155,8 @@ public final class Socket: TimerNode, @unchecked Sendable {
     /// Waits until readable; false when the deadline passed or the socket closed.
     nonisolated(nonsending)
     public func waitReadable(until deadline: UInt64) async -> Bool {
+        // Waits run on their caller's executor: only loop tasks may wait (checked in debug builds).
+        assert(EventLoop.shared.ownsCurrentThread, "a socket wait off the loop thread")
         if isClosed { return false }
         setDeadline(deadline)
         return await withUnsafeContinuation { readWaiter = $0 }
@@ -162,6 +164,8 @@ public final class Socket: TimerNode, @unchecked Sendable {
 
     nonisolated(nonsending)
     public func waitWritable(until deadline: UInt64) async -> Bool {
+        // Waits run on their caller's executor: only loop tasks may wait (checked in debug builds).
+        assert(EventLoop.shared.ownsCurrentThread, "a socket wait off the loop thread")
         if isClosed { return false }
         setDeadline(deadline)
         return await withUnsafeContinuation { writeWaiter = $0 }
@@ -172,6 +176,8 @@ public final class Socket: TimerNode, @unchecked Sendable {
     /// deadline passed or either socket closed.
     nonisolated(nonsending)
     public func waitReadable(orWritable other: Socket, until deadline: UInt64, otherUntil: UInt64) async -> Bool {
+        // Waits run on their caller's executor: only loop tasks may wait (checked in debug builds).
+        assert(EventLoop.shared.ownsCurrentThread, "a socket wait off the loop thread")
         if isClosed || other.isClosed { return false }
         setDeadline(deadline)
         other.setDeadline(otherUntil)
