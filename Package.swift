@@ -71,7 +71,7 @@ let package = Package(
 // Release builds of our own hot modules skip dynamic exclusivity checks and use non-atomic
 // reference counting: the proxy is one thread per process (the tests prove it), so the lock prefix
 // on every retain and release buys nothing. Debug builds, which the tests run in-process on many
-// threads, keep both.
+// threads, keep both (so run the tests in debug, as scripts/test does, never with -c release).
 for target in package.targets where ["Runtime", "HTTP1", "Proxy", "TLS"].contains(target.name) {
     target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-enforce-exclusivity=unchecked", "-Xfrontend", "-assume-single-threaded"], .when(configuration: .release))]
 }
