@@ -56,6 +56,11 @@ public struct HeadParser: Sendable {
         self.limits = limits
     }
 
+    /// Lends the parsed head to `body` without copying it. (Reading `head` off a parser that is a
+    /// class's stored property copies the whole head, field array included; a mutating access, even
+    /// one that changes nothing, reaches it in place.)
+    public mutating func lendHead<R>(_ body: (borrowing MessageHead) -> R) -> R { body(head) }
+
     /// Forgets the previous head; call before parsing the next message.
     public mutating func reset() {
         scanned = 0

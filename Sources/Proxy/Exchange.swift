@@ -25,7 +25,8 @@ extension ClientSession {
         let inb = inbound.buffer!
         let p = UnsafeRawPointer(inb.base + inb.readIndex)
         ws.iov.reset()
-        HeadRewriter.request(ws.iov, p, ws.request.head, peer: peerBytes(ws), hostLine: conn.server.hostLine, client: clientFacts(ws))
+        let peer = peerBytes(ws), client = clientFacts(ws), iov = ws.iov, hostLine = conn.server.hostLine
+        ws.request.lendHead { HeadRewriter.request(iov, p, $0, peer: peer, hostLine: hostLine, client: client) }
         ws.iov.add(p + plan.headEnd, plan.buffered)
         ws.requestSpool.addSpans(to: ws.iov)
         do throws(IOError) {

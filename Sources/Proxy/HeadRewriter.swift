@@ -77,7 +77,7 @@ enum HeadRewriter {
     /// The request line: origin-form as received, or for an absolute-form target the part after
     /// the authority ("/" when the path is empty), as RFC 9112 §3.2.2 has a proxy forward it.
     @inline(__always)
-    static func requestLine(_ iov: IOVecList, _ p: UnsafeRawPointer, _ head: MessageHead) {
+    static func requestLine(_ iov: IOVecList, _ p: UnsafeRawPointer, _ head: borrowing MessageHead) {
         if head.targetAuthority == nil {
             iov.add(p + head.method.start, head.target.end - head.method.start)
         } else {
@@ -91,7 +91,7 @@ enum HeadRewriter {
 
     /// The request to a backend: always HTTP/1.1 keep-alive, with X-Forwarded-For/-Proto/-Host.
     /// An absolute-form target's authority is sent as Host in place of the client's.
-    static func request(_ iov: IOVecList, _ p: UnsafeRawPointer, _ head: MessageHead, peer: UnsafeRawBufferPointer,
+    static func request(_ iov: IOVecList, _ p: UnsafeRawPointer, _ head: borrowing MessageHead, peer: UnsafeRawBufferPointer,
                         hostLine: UnsafeRawBufferPointer, client: ClientFacts = ClientFacts()) {
         requestLine(iov, p, head)
         var sawXFF = false
@@ -140,7 +140,7 @@ enum HeadRewriter {
     /// The response to a client. `close`: tell the client this connection ends; `keepAlive10`: an
     /// HTTP/1.0 client keeps it; `dechunk`: the body is sent decoded (HTTP/1.0 client), so no
     /// Transfer-Encoding.
-    static func response(_ iov: IOVecList, _ p: UnsafeRawPointer, _ head: MessageHead, close: Bool, keepAlive10: Bool, dechunk: Bool) {
+    static func response(_ iov: IOVecList, _ p: UnsafeRawPointer, _ head: borrowing MessageHead, close: Bool, keepAlive10: Bool, dechunk: Bool) {
         let lineEnd = head.headers.first?.name.start ?? (head.end - 2)
         if head.versionMinor == 1 {
             iov.add(p + head.start, lineEnd - head.start)

@@ -8,17 +8,18 @@ extension ClientSession {
     /// since a short body must never look whole.
     @inline(__always) nonisolated(nonsending)
     func relayResponse(_ ws: Workspace, _ conn: UpstreamConnection, _ plan: RequestPlan) async throws(ExchangeFailure) -> Completed {
-        let rh = ws.response.head
-        let framing = rh.responseFraming(requestMethod: plan.method)
+        let framing = ws.response.lendHead { $0.responseFraming(requestMethod: plan.method) }
         let http10 = plan.versionMinor == 0
         let dechunk = framing == .chunked && http10
         let clientKeep = plan.keepAlive && framing != .untilClose && !dechunk && !ctx.draining
             && state.requests + 1 < state.maxRequests
         let b = ws.upstream.buffer!
         ws.iov.reset()
-        HeadRewriter.response(ws.iov, UnsafeRawPointer(b.base + b.readIndex), rh, close: !clientKeep && !http10,
-                              keepAlive10: clientKeep && http10, dechunk: dechunk)
-        b.readIndex += rh.end
+        let iov = ws.iov, at = UnsafeRawPointer(b.base + b.readIndex)
+        ws.response.lendHead {
+            HeadRewriter.response(iov, at, $0, close: !clientKeep && !http10, keepAlive10: clientKeep && http10, dechunk: dechunk)
+        }
+        b.readIndex += ws.response.head.end
         setPhase(.writing)
         sendRate = MinRate(ctx.config.limits)
         sendRateArmed = false
@@ -44,10 +45,10 @@ extension ClientSession {
         let extra = extraRead || (conn.tls?.hasPendingBytes ?? false)
         ws.upstream.release()
         let reuse = ReuseChecklist(responseComplete: rf.isComplete, requestBodySent: true,
-                                   serverKeepAlive: rh.keepAlive && framing != .untilClose, extraBytes: extra,
+                                   serverKeepAlive: ws.response.head.keepAlive && framing != .untilClose, extraBytes: extra,
                                    errorSeen: plan.ambiguous, requestsServed: conn.requests + 1,
                                    maxRequests: group.config.maxRequestsPerConnection, draining: ctx.draining)
-        return Completed(clientKeepAlive: clientKeep, upstreamReusable: reuse.reusable, status: rh.status)
+        return Completed(clientKeepAlive: clientKeep, upstreamReusable: reuse.reusable, status: ws.response.head.status)
     }
 
     /// Writes what the kernel takes of the gather list now; true when all of it went.
