@@ -31,7 +31,10 @@ public final class LoopHistogram {
         counts.deallocate()
     }
 
+    /// A NaN is dropped (it would make the sum NaN for good); a negative value counts as 0.
     public func record(_ value: Double) {
+        guard !value.isNaN else { return }
+        let value = max(0, value)
         var i = 0
         while i < boundCount && value > bounds[i] { i += 1 }
         counts[i] += 1
@@ -49,6 +52,19 @@ public final class LoopHistogram {
         let plain = labelPrefix.isEmpty ? "" : "{\(labelPrefix.dropLast())}"
         out += "\(name)_sum\(plain) \(sum)\n"
         out += "\(name)_count\(plain) \(cumulative)\n"
+    }
+
+    /// HELP text as the text format wants it: backslash and newline escaped.
+    static func escapeHelp(_ s: String) -> String {
+        var r = ""
+        for c in s.unicodeScalars {
+            switch c {
+            case "\\": r += "\\\\"
+            case "\n": r += "\\n"
+            default: r.unicodeScalars.append(c)
+            }
+        }
+        return r
     }
 
     /// A label value as the text format wants it: backslash, double quote and newline escaped.

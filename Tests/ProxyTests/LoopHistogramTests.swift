@@ -27,6 +27,20 @@ struct LoopHistogramTests {
         #expect(abs((sum ?? 0) - 103.1701) < 1e-9)
     }
 
+    @Test("a NaN is dropped and a negative counts as zero; HELP text is escaped")
+    func oddValues() {
+        let r = MetricsRegistry()
+        let h = r.latency("n_seconds", "two\nlines \\ here")
+        h.record(.nan)
+        h.record(-1)
+        h.record(0.01)
+        let text = Self.lines(r)
+        #expect(text.contains("# HELP n_seconds two\\nlines \\\\ here"))
+        #expect(text.contains("n_seconds_count 2"))
+        #expect(text.contains("n_seconds_bucket{le=\"0.0005\"} 1"))
+        #expect(text.contains("n_seconds_sum 0.01"))
+    }
+
     @Test("one HELP and TYPE per family across label sets; no labels, no braces; values escaped")
     func families() {
         let r = MetricsRegistry()
