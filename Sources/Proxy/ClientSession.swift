@@ -178,7 +178,7 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
         // pool hands out the most recently used (still in cache) first.
         var held: Workspace?
         defer {
-            if let ws = held { ctx.giveWorkspace(ws) }
+            giveBack(&held)
             taskRunning = false
             if closed { ctx.recycle(self) }
         }
@@ -206,8 +206,7 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
             inRequest = true
             let keepAlive = await proxy(ws)
             inRequest = false
-            ctx.giveWorkspace(ws)
-            held = nil
+            giveBack(&held)
             let buffered = !inbound.isEmpty
             if !buffered { inbound.releaseIfEmpty() }
             switch state.responseDone(keepAlive: keepAlive && !socket.isClosed, draining: ctx.draining, buffered: buffered, now: EventLoop.shared.now) {
@@ -225,7 +224,8 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
 
     enum HeadOutcome { case head, parked, closed }
 
-    /// The workspace goes back before an answer that may linger for seconds (see `lingerAndClose`).
+    /// The workspace goes back to the pool: after each response, and before an answer that may
+    /// linger for seconds (see `lingerAndClose`).
     private func giveBack(_ held: inout Workspace?) {
         if let ws = held { ctx.giveWorkspace(ws) }
         held = nil

@@ -6,7 +6,7 @@ import Runtime
 /// throws an `ExchangeFailure` that says who failed and how far the exchange got.
 extension ClientSession {
     /// The phases in order. Each phase tries its I/O synchronously first and awaits only when it
-    /// must wait: an async call costs an executor hop even when nothing waits.
+    /// must wait: an async call costs a frame allocation even when nothing waits.
     @inline(__always) nonisolated(nonsending)
     func exchange(_ ws: Workspace, _ conn: UpstreamConnection, _ plan: RequestPlan) async throws(ExchangeFailure) -> Completed {
         if try !writeHead(ws, conn, plan) { try await finishHead(ws, conn) }

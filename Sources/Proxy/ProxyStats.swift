@@ -43,7 +43,5 @@ public final class ProxyStats {
         timeouts.deallocate()
     }
 
-    func enter(_ p: ClientPhase) { clientPhases[p.rawValue] += 1 }
-    func leave(_ p: ClientPhase) { clientPhases[p.rawValue] -= 1 }
     func timedOut(_ t: Timeout) { timeouts[t.rawValue] += 1 }
 }

@@ -279,9 +279,9 @@ final class UpstreamGroup: @unchecked Sendable {
     /// meets that rare race is retried on a fresh connection, as nginx does without looking.
     private func checked(_ c: UpstreamConnection, verify: Bool) -> Lease? {
         c.socket.unpark()
-        let ask = verify || c.socket.mayRead || (c.tls?.hasPendingBytes ?? false)
-        let open = ask ? c.socket.isIdleAndOpen() && !(c.tls?.hasPendingBytes ?? false)
-                       : !(c.socket.isClosed || c.socket.peerClosed)
+        let pending = c.tls?.hasPendingBytes ?? false
+        let open = (verify || c.socket.mayRead || pending) ? !pending && c.socket.isIdleAndOpen()
+                                                           : !(c.socket.isClosed || c.socket.peerClosed)
         if open { return Lease(conn: c, reused: true) }
         state.leasedDead(server: c.server.index)
         c.server.close(c)

@@ -7,7 +7,7 @@ import Glibc
 @globalActor
 public actor LoopActor {
     public static let shared = LoopActor()
-    /// Asked on every executor hop (about fourteen per request): a stored value, so answering
+    /// Asked on every executor hop: a stored value, so answering
     /// does not go through the loop's lazily initialised global each time.
     private nonisolated let executor = EventLoop.shared.asUnownedSerialExecutor()
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor }

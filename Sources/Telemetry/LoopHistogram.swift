@@ -54,26 +54,14 @@ public final class LoopHistogram {
         out += "\(name)_count\(plain) \(cumulative)\n"
     }
 
-    /// HELP text as the text format wants it: backslash and newline escaped.
-    static func escapeHelp(_ s: String) -> String {
-        var r = ""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\\": r += "\\\\"
-            case "\n": r += "\\n"
-            default: r.unicodeScalars.append(c)
-            }
-        }
-        return r
-    }
-
-    /// A label value as the text format wants it: backslash, double quote and newline escaped.
-    static func escape(_ s: String) -> String {
+    /// Text as the format wants it: backslash and newline escaped, and double quote too in a
+    /// label value (HELP text keeps its quotes).
+    static func escape(_ s: String, quotes: Bool = true) -> String {
         var r = ""
         for c in s.unicodeScalars {  // scalars: "\r\n" is one Character, whose "\n" must be escaped
             switch c {
             case "\\": r += "\\\\"
-            case "\"": r += "\\\""
+            case "\"" where quotes: r += "\\\""
             case "\n": r += "\\n"
             default: r.unicodeScalars.append(c)
             }

@@ -68,7 +68,7 @@ public final class MetricsRegistry {
         for h in histograms where !named.contains(h.name) {
             // One HELP and TYPE per family, then every label set of that name.
             named.insert(h.name)
-            text += "# HELP \(h.name) \(LoopHistogram.escapeHelp(h.help))\n# TYPE \(h.name) histogram\n"
+            text += "# HELP \(h.name) \(LoopHistogram.escape(h.help, quotes: false))\n# TYPE \(h.name) histogram\n"
             for same in histograms where same.name == h.name { same.render(into: &text) }
         }
         buffer.append(contentsOf: text.utf8)
