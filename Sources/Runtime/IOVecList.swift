@@ -99,7 +99,7 @@ extension Socket {
         let n = list.count
         if list.first == n { return true }
         while true {
-            let w = Glibc.writev(fd, list.vecs + list.first, Int32(min(n - list.first, 1024)))
+            let w = send(vecs: list.vecs + list.first, count: min(n - list.first, 1024))
             if w < 0 {
                 let e = errno
                 if e == EINTR { continue }

@@ -205,7 +205,8 @@ public final class Socket: TimerNode, @unchecked Sendable {
     /// Reads what is there now: >0 bytes, 0 on EOF, nil when it would block.
     public func readNow(_ into: UnsafeMutableRawBufferPointer) throws(IOError) -> Int? {
         while true {
-            let n = Glibc.read(fd, into.baseAddress, into.count)
+            // recv, not read: it goes straight to the socket layer, skipping the VFS checks read makes.
+            let n = Glibc.recv(fd, into.baseAddress, into.count, 0)
             if n >= 0 {
                 // A short read drains the socket, unless the peer's FIN (or RST) came with the last
                 // bytes: edge-triggered epoll reports that once, so the EOF must be read now.
@@ -268,6 +269,15 @@ public final class Socket: TimerNode, @unchecked Sendable {
         }
     }
 
+    /// writev by sendmsg, which goes straight to the socket layer (read/writev pass the VFS checks
+    /// first); MSG_NOSIGNAL makes a write to a reset peer an EPIPE, never a signal.
+    func send(vecs: UnsafeMutablePointer<iovec>, count: Int) -> Int {
+        var msg = msghdr()
+        msg.msg_iov = vecs
+        msg.msg_iovlen = count
+        return Glibc.sendmsg(fd, &msg, Int32(MSG_NOSIGNAL))
+    }
+
     /// Writes `a` then `b` with writev, so a rewritten head and the body bytes after it go out in one call.
     nonisolated(nonsending)
     public func write(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, until deadline: UInt64) async throws(IOError) {
@@ -278,7 +288,7 @@ public final class Socket: TimerNode, @unchecked Sendable {
         var n = 0
         while true {
             if isClosed { throw .closed }
-            n = withUnsafeMutablePointer(to: &iov) { $0.withMemoryRebound(to: iovec.self, capacity: 2) { Glibc.writev(fd, $0, 2) } }
+            n = withUnsafeMutablePointer(to: &iov) { $0.withMemoryRebound(to: iovec.self, capacity: 2) { send(vecs: $0, count: 2) } }
             if n >= 0 { break }
             let e = errno
             if e == EINTR { continue }
