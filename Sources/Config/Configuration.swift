@@ -156,7 +156,12 @@ public struct Configuration: Sendable, Equatable {
     public var servers: [ServerBlock] = []
     public var backends: [BackendGroup] = []
     /// Where /metrics and /health answer; nil turns the listener off.
-    public var metrics: HostPort? = HostPort(host: "127.0.0.1", port: 9090)
+    ///
+    /// 9101, not Prometheus's own 9090: the exporter range 9100-9999 of Prometheus's port
+    /// allocations is full, and 9101 is the HAProxy exporter's, retired in 2023 since HAProxy
+    /// serves its own metrics; a host that runs Gatehouse in HAProxy's place has no use for it.
+    public static let defaultMetricsPort: UInt16 = 9101
+    public var metrics: HostPort? = HostPort(host: "127.0.0.1", port: Configuration.defaultMetricsPort)
     public var logLevel = "info"
     /// Bytes per connection buffer: the high-water mark of a body in flight in each direction.
     public var bufferSize = 16 * 1024

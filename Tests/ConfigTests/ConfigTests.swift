@@ -16,7 +16,7 @@ struct ConfigTests {
         let c = try ConfigLoader.load(text: text, file: "proxy.conf")
         #expect(c.servers.first?.listen.map(\.address) == [HostPort(host: "127.0.0.1", port: 8080)])
         #expect(c.backend(named: "demo")?.servers == [HostPort(host: "127.0.0.1", port: 9001)])
-        #expect(c.metrics == HostPort(host: "127.0.0.1", port: 9090))
+        #expect(c.metrics == HostPort(host: "127.0.0.1", port: 9101))
         #expect(c.timeouts.upstreamConnect == 5_000_000_000)
     }
 

@@ -32,8 +32,8 @@ struct ListenTests {
         ("backend b { server 1.2.3.4:5; }\nserver { listen 0.0.0.0:80; proxy_pass b; }\nserver { listen 10.0.0.1:80; proxy_pass b; }\n", 3, "listen", "also bound at dup.conf:2"),
         ("backend b { server 1.2.3.4:5; }\nserver { listen [::1]:80; proxy_pass b; }\nserver { listen [::]:80; proxy_pass b; }\n", 3, "listen", "also bound at dup.conf:2"),
         // The metrics listener never shares a proxy address.
-        ("metrics 127.0.0.1:9090;\nbackend b { server 1.2.3.4:5; }\nserver { listen 127.0.0.1:9090; proxy_pass b; }\n", 3, "listen", "also bound at dup.conf:1"),
-        ("backend b { server 1.2.3.4:5; }\nserver { listen 127.0.0.1:9090; proxy_pass b; }\n", 2, "listen", "the metrics listener (default 127.0.0.1:9090)"),
+        ("metrics 127.0.0.1:9101;\nbackend b { server 1.2.3.4:5; }\nserver { listen 127.0.0.1:9101; proxy_pass b; }\n", 3, "listen", "also bound at dup.conf:1"),
+        ("backend b { server 1.2.3.4:5; }\nserver { listen 127.0.0.1:9101; proxy_pass b; }\n", 2, "listen", "the metrics listener (default 127.0.0.1:9101)"),
         // Options.
         ("backend b { server 1.2.3.4:5; }\nserver { listen 127.0.0.1:80 reuse_port; proxy_pass b; }\n", 2, "listen", "unknown option \"reuse_port\""),
         ("backend b { server 1.2.3.4:5; }\nserver { listen 127.0.0.1:80 reuseport reuseport; proxy_pass b; }\n", 2, "listen", "takes an address"),
@@ -54,6 +54,6 @@ struct ListenTests {
         server { listen 127.0.0.1:80; listen [::1]:80; proxy_pass b; }
         """)
         #expect(c.servers.flatMap(\.listen).count == 5)
-        _ = try Self.load("metrics off;\nbackend b { server 1.2.3.4:5; }\nserver { listen 127.0.0.1:9090; proxy_pass b; }\n")
+        _ = try Self.load("metrics off;\nbackend b { server 1.2.3.4:5; }\nserver { listen 127.0.0.1:9101; proxy_pass b; }\n")
     }
 }
