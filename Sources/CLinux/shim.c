@@ -6,14 +6,10 @@ int gh_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
     return accept4(fd, addr, len, flags);
 }
 
-uint64_t gh_heap_in_use(void) {
+void gh_heap_stats(uint64_t *in_use, uint64_t *free_bytes) {
     struct mallinfo2 mi = mallinfo2();
-    return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
-}
-
-uint64_t gh_heap_total(void) {
-    struct mallinfo2 mi = mallinfo2();
-    return (uint64_t)mi.arena + (uint64_t)mi.hblkhd;
+    *in_use = (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+    *free_bytes = (uint64_t)mi.fordblks;
 }
 
 int gh_signalfd_open(void) {
@@ -25,11 +21,6 @@ int gh_signalfd_open(void) {
     sigaddset(&set, SIGHUP);
     if (sigprocmask(SIG_BLOCK, &set, NULL) != 0) return -1;
     return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-}
-
-uint64_t gh_heap_free(void) {
-    struct mallinfo2 mi = mallinfo2();
-    return (uint64_t)mi.fordblks;
 }
 
 int gh_heap_trim(void) { return malloc_trim(0); }

@@ -134,18 +134,30 @@ final class ProxyContext: @unchecked Sendable {
             freed += workspaces.count - keepWorkspaces
             workspaces.removeLast(workspaces.count - keepWorkspaces)
         }
-        // Giving heap back (malloc_trim, and mallinfo2 to decide) walks the allocator's free lists:
-        // milliseconds on a big heap, which every request in flight would wait out. It is for
-        // after a burst, so it waits until the load is down.
-        guard stats.requestsInFlight < 64 else { return }
-        let free = ProcessStats.heapFree()
-        if freed > 0 || free > heapFreeAfterTrim + (4 << 20) {
+        // Measuring the heap (mallinfo2) and giving it back (malloc_trim) walk the allocator's
+        // free lists: a fraction of a millisecond to milliseconds on a big heap, which every
+        // connection would wait out. So the heap is measured here, when the load is down or every
+        // 10 s at most, never by a scrape, and trimmed only after a burst.
+        let quiet = stats.requestsInFlight < 64
+        let now = EventLoop.shared.now
+        if quiet || now &- heapMeasuredAt >= 10_000_000_000 { measureHeap() }
+        guard quiet else { return }
+        if freed > 0 || heap.free > heapFreeAfterTrim + (4 << 20) {
             ProcessStats.trimHeap()
-            heapFreeAfterTrim = ProcessStats.heapFree()
+            measureHeap()
+            heapFreeAfterTrim = heap.free
         }
     }
 
+    /// The heap as of the last `measureHeap()` (what the metrics show).
+    private(set) var heap: (inUse: Int, free: Int) = (0, 0)
+    private var heapMeasuredAt: UInt64 = 0
     private var heapFreeAfterTrim = 0
+
+    func measureHeap() {
+        heap = ProcessStats.heap()
+        heapMeasuredAt = EventLoop.shared.now
+    }
 
     /// Whether a connection may take a buffer beyond its first in either direction: buffer
     /// memory in use is under `limits.buffer_memory`. When it is not, reads wait for the other

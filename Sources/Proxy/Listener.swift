@@ -31,31 +31,43 @@ final class Listener: @unchecked Sendable {
     @LoopActor
     func run() async {
         let stats = ctx.stats
+        // A pause is counted once, when it begins, however many looks it takes to end: one at
+        // max_connections ends when a connection closes, one for want of descriptors when an
+        // accept succeeds.
+        var paused: PauseReason?
+        func pause(_ reason: PauseReason) {
+            if paused != reason { stats.acceptPausesTotal += 1 }
+            paused = reason
+        }
         while !stopped {
             if stats.clientConnections >= ctx.config.limits.maxConnections {
-                stats.acceptPausesTotal += 1
+                pause(.connectionLimit)
                 await sleep(until: EventLoop.shared.now + 10_000_000)
                 continue
             }
+            if paused == .connectionLimit { paused = nil }
             let accepted: TCP.Accepted
             do {
                 accepted = try await TCP.accept(socket)
             } catch {
                 if stopped { return }
                 if case .errno(let e) = error, e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM {
-                    stats.acceptPausesTotal += 1
+                    pause(.descriptors)
                     await sleep(until: EventLoop.shared.now + 100_000_000)
                     continue
                 }
                 if error == .closed { return }
                 continue
             }
+            paused = nil
             stats.acceptedTotal += 1
             TCP.limitUnsent(accepted.fd, Self.unsentLimit)
             guard let session = ctx.makeSession(fd: accepted.fd, peer: accepted.peer?.host ?? "unknown", group: group, groupIndex: groupIndex, tls: tls) else { continue }
             session.spawn()
         }
     }
+
+    private enum PauseReason { case connectionLimit, descriptors }
 
     func stop() {
         stopped = true

@@ -128,6 +128,7 @@ public final class ProxyServer: @unchecked Sendable {
                 }
             }
         }
+        metrics.takeBaseline()
         EventLoop.shared.run()
     }
 

@@ -1,6 +1,7 @@
 import Config
 import Glibc
 import Runtime
+import Telemetry
 import TLS
 
 /// A connection to a backend server. While pooled it is parked: no task, no buffer; if the server
@@ -45,6 +46,10 @@ final class UpstreamServer: @unchecked Sendable {
     var connectsTotal = 0
     var connectErrorsTotal = 0
     var failuresTotal = 0
+    /// Requests sent to this server (every attempt, retries included).
+    var requestsTotal = 0
+    /// Time from a request sent to its final response head arriving (set by the metrics).
+    var responseTimes: LoopHistogram?
     unowned var group: UpstreamGroup!
 
     init(address: SocketAddress, index: Int, config: BackendGroup) {
@@ -325,6 +330,7 @@ final class UpstreamGroup: @unchecked Sendable {
     /// The request on `c` is sent: its response head is awaited from now.
     func awaitingHead(_ c: UpstreamConnection) {
         c.headSince = EventLoop.shared.now
+        c.server.requestsTotal += 1
         c.cutShort = false
         if c.mayFailOver { c.server.addHeadWait(c) }
     }

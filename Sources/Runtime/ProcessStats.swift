@@ -23,11 +23,13 @@ public enum ProcessStats {
         return Int(rl.rlim_cur)
     }
 
-    /// Heap bytes in use per mallinfo2.
-    public static func heapInUse() -> Int { Int(gh_heap_in_use()) }
-
-    /// Free heap bytes held by malloc.
-    public static func heapFree() -> Int { Int(gh_heap_free()) }
+    /// Heap bytes in use and free bytes malloc holds, from one mallinfo2: it walks the
+    /// allocator's free lists (a fraction of a millisecond on a big heap), so ask once.
+    public static func heap() -> (inUse: Int, free: Int) {
+        var inUse: UInt64 = 0, free: UInt64 = 0
+        gh_heap_stats(&inUse, &free)
+        return (Int(inUse), Int(free))
+    }
 
     /// Returns free heap pages to the kernel.
     public static func trimHeap() { _ = gh_heap_trim() }

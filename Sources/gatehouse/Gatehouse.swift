@@ -1,6 +1,5 @@
 import ArgumentParser
 import Config
-import CTLSShim
 import Glibc
 import Logging
 import Proxy
@@ -43,7 +42,7 @@ struct Gatehouse: ParsableCommand {
 
     mutating func run() throws {
         if version {
-            writeLine(1, "gatehouse 0.1.0 (\(String(cString: gh_openssl_version())))")
+            writeLine(1, "gatehouse \(BuildInfo.version) (\(BuildInfo.openSSL))")
             return
         }
         let configuration = try loadConfiguration()

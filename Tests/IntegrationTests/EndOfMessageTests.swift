@@ -60,7 +60,7 @@ struct EndOfMessageTests {
         let be = try DemoBackend()
         let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [be.port]))
         _ = try HTTP.get(port: gh.port, "/warm")
-        let baseline = try gh.metric("process_open_fds")
+        let baseline = try gh.openFDs()
         var clients: [Conn] = []
         for i in 0..<100 {
             let c = try Conn(port: gh.port)
@@ -75,8 +75,8 @@ struct EndOfMessageTests {
         // Connections opened for a request whose client left before anything was sent on them
         // are pooled (they are clean); every other descriptor is gone.
         let idle = "gatehouse_upstream_connections{backend=\"b\",server=\"127.0.0.1:\(be.port)\",state=\"idle\"}"
-        let settled = try eventually(3) { try gh.metric("process_open_fds") - gh.metric(idle) <= baseline }
-        let (fds, pooled) = (try gh.metric("process_open_fds"), try gh.metric(idle))
+        let settled = try eventually(3) { try gh.openFDs() - gh.metric(idle) <= baseline }
+        let (fds, pooled) = (try gh.openFDs(), try gh.metric(idle))
         #expect(settled, "open fds \(fds), idle \(pooled), before \(baseline)")
         #expect(try HTTP.get(port: gh.port, "/after").status == 200)
     }

@@ -11,12 +11,10 @@
 
 /// accept4 needs _GNU_SOURCE, which Swift's Glibc import does not define.
 int gh_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
-/// Heap bytes in use (mallinfo2's uordblks + hblkhd): the allocator's own view, not RSS.
-uint64_t gh_heap_in_use(void);
-/// Heap bytes held from the OS by malloc (arena + mmapped).
-uint64_t gh_heap_total(void);
-/// Free heap bytes malloc holds (fordblks): what malloc_trim could give back.
-uint64_t gh_heap_free(void);
+/// One mallinfo2 (it walks every free list, so callers ask once): heap bytes in use (uordblks +
+/// hblkhd, the allocator's own view, not RSS) and free bytes malloc holds (fordblks, what
+/// malloc_trim could give back).
+void gh_heap_stats(uint64_t *in_use, uint64_t *free_bytes);
 /// Gives free heap pages back to the kernel (malloc_trim(0)); returns 1 if it released any.
 int gh_heap_trim(void);
 /// Bytes in a socket's send queue the peer has not acknowledged yet (SIOCOUTQ); -1 on error.

@@ -159,6 +159,11 @@ final class GatehouseProcess {
         throw TestFailure("no metric \(prefix)")
     }
 
+    /// Descriptors the process has open, counted from outside (/proc/PID/fd), not by its metrics.
+    func openFDs() throws -> Double {
+        Double(try FileManager.default.contentsOfDirectory(atPath: "/proc/\(child.pid)/fd").count)
+    }
+
     deinit { try? FileManager.default.removeItem(atPath: configPath) }
 }
 
