@@ -14,6 +14,9 @@ public final class LoopHistogram {
     /// Observations per bucket, not cumulative; the last is above every bound.
     private let counts: UnsafeMutablePointer<UInt64>
     private var sum: Double = 0
+    /// `name_bucket{labels,le="bound"} ` for each bucket, made once: formatting 129 bounds at
+    /// every scrape was most of a scrape's cost.
+    private let bucketPrefixes: [String]
 
     init(name: String, help: String, labels: [(String, String)], buckets: [Double]) {
         self.name = name
@@ -24,6 +27,8 @@ public final class LoopHistogram {
         bounds.initialize(from: buckets.sorted(), count: buckets.count)
         counts = .allocate(capacity: buckets.count + 1)
         counts.initialize(repeating: 0, count: buckets.count + 1)
+        let prefix = "\(name)_bucket{\(labelPrefix)le=\""
+        bucketPrefixes = buckets.sorted().map { "\(prefix)\($0)\"} " } + ["\(prefix)+Inf\"} "]
     }
 
     deinit {
@@ -50,8 +55,9 @@ public final class LoopHistogram {
         var cumulative: UInt64 = 0
         for i in 0...boundCount {
             cumulative += counts[i]
-            let le = i < boundCount ? "\(bounds[i])" : "+Inf"
-            out += "\(name)_bucket{\(labelPrefix)le=\"\(le)\"} \(cumulative)\n"
+            out += bucketPrefixes[i]
+            out += String(cumulative)
+            out += "\n"
         }
         let plain = labelPrefix.isEmpty ? "" : "{\(labelPrefix.dropLast())}"
         out += "\(name)_sum\(plain) \(sum)\n"
