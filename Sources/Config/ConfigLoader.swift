@@ -94,6 +94,10 @@ private struct Builder {
                     throw error(d, "unknown level \"\(v)\"")
                 }
                 config.logLevel = v
+            case "error_log":
+                let v = try one(d)
+                guard v == "stderr" || v.hasPrefix("/") else { throw error(d, "expected stderr or an absolute path, got \"\(v)\"") }
+                config.errorLog = v
             case "metrics":
                 let v = try one(d)
                 config.metrics = v == "off" ? nil : try address(d, v)

@@ -163,6 +163,8 @@ public struct Configuration: Sendable, Equatable {
     public static let defaultMetricsPort: UInt16 = 9101
     public var metrics: HostPort? = HostPort(host: "127.0.0.1", port: Configuration.defaultMetricsPort)
     public var logLevel = "info"
+    /// Where the error log goes: "stderr", or a file appended to.
+    public var errorLog = "stderr"
     /// Bytes per connection buffer: the high-water mark of a body in flight in each direction.
     public var bufferSize = 16 * 1024
     /// A request body up to this size is read whole before a backend connection is leased, so a

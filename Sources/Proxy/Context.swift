@@ -67,6 +67,8 @@ final class ProxyContext: @unchecked Sendable {
     /// Called when a request finishes: group index, status, duration in ns.
     var onRequestDone: (Int, Int, UInt64) -> Void = { _, _, _ in }
 
+    let errorLog = ErrorLog()
+
     init(config: Configuration) {
         self.config = config
         clientBuffers = BufferPool(bufferSize: config.bufferSize, maxFree: config.bufferCacheCount)

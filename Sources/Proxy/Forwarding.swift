@@ -96,7 +96,7 @@ extension ClientSession {
                 case .success(let l): lease = l
                 case .failure(let f):
                     if clientHungUp { return await conclude(ExchangeFailure(.clientGone, requestSent: false), plan: plan, started: started) }
-                    if retry(after: f, reused: false, plan, &attempts) { continue }
+                    if retryLogged(after: f, reused: false, plan, &attempts) { continue }
                     return await conclude(f.failure, plan: plan, started: started)
                 }
             }
@@ -126,7 +126,7 @@ extension ClientSession {
             } catch {
                 upstreamInUse = nil
                 group.release(conn, reusable: false)
-                if retry(after: TaggedFailure(failure: error, server: conn.server), reused: lease.reused, plan, &attempts) {
+                if retryLogged(after: TaggedFailure(failure: error, server: conn.server), reused: lease.reused, plan, &attempts) {
                     continue
                 }
                 if error.countsAgainstServer { group.failed(conn.server) }
@@ -188,6 +188,17 @@ extension ClientSession {
             case .connect(let e, let s): return .failure(TaggedFailure(failure: ExchangeFailure(.connect(e), requestSent: false), server: s))
             }
         }
+    }
+
+    /// `retry`, with the failure written to the error log when the backend is to blame (not for
+    /// the stale keep-alive race, which is nobody's fault).
+    private func retryLogged(after t: TaggedFailure, reused: Bool, _ plan: RequestPlan, _ a: inout Attempts) -> Bool {
+        let wasStale = a.staleRetried
+        let again = retry(after: t, reused: reused, plan, &a)
+        if t.failure.party == .upstream, let s = t.server, !(again && a.staleRetried && !wasStale) {
+            ctx.errorLog.upstreamFailed(t.failure, server: s, client: peer, retrying: again)
+        }
+        return again
     }
 
     /// Whether to try again after `f`: once on a fresh connection after the stale keep-alive race

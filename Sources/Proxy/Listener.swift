@@ -36,7 +36,12 @@ final class Listener: @unchecked Sendable {
         // accept succeeds.
         var paused: PauseReason?
         func pause(_ reason: PauseReason) {
-            if paused != reason { stats.acceptPausesTotal += 1 }
+            if paused != reason {
+                stats.acceptPausesTotal += 1
+                ctx.errorLog.acceptPaused(reason == .connectionLimit
+                    ? "\(stats.clientConnections) client connections, limits.max_connections is \(ctx.config.limits.maxConnections)"
+                    : "out of file descriptors (process_max_fds \(ProcessStats.maxFDs()))")
+            }
             paused = reason
         }
         while !stopped {

@@ -40,7 +40,9 @@ public final class ProxyServer: @unchecked Sendable {
                 addrs.append(a)
             }
             let tlsClient = try g.tls.map { t throws(ConfigError) in try TLSClientContext(settings: t, group: g.name) }
-            groups.append(UpstreamGroup(config: g, addresses: addrs, connectTimeout: config.timeouts.upstreamConnect, tlsClient: tlsClient))
+            let group = UpstreamGroup(config: g, addresses: addrs, connectTimeout: config.timeouts.upstreamConnect, tlsClient: tlsClient)
+            group.errorLog = ctx.errorLog
+            groups.append(group)
         }
         self.groups = groups
         if let first = groups.first {

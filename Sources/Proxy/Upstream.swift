@@ -193,6 +193,8 @@ final class UpstreamGroup: @unchecked Sendable {
     /// Set when the group speaks TLS to its servers (`tls on;`).
     let tlsClient: TLSClientContext?
     let requestsByClass = CounterArray(count: 6)
+    /// Where servers going down and coming back are told (the proxy's error log).
+    var errorLog: ErrorLog?
     var onQueueWait: (UInt64) -> Void = { _ in }
 
     init(config: BackendGroup, addresses: [SocketAddress], connectTimeout: UInt64, tlsClient: TLSClientContext? = nil) {
@@ -314,7 +316,9 @@ final class UpstreamGroup: @unchecked Sendable {
         } catch {
             s.connectErrorsTotal += 1
             s.failuresTotal += 1
+            let wasUp = s.health.isAvailable(now: EventLoop.shared.now)
             perform(state.connectFailed(server: s.index, now: EventLoop.shared.now))
+            noteDown(s, wasUp: wasUp, why: "\(config.maxFails) failures in a row (max_fails), the last: connect failed: \(ErrorLog.describe(error))")
             throw .connect(error, s)
         }
     }
@@ -322,7 +326,14 @@ final class UpstreamGroup: @unchecked Sendable {
     /// A server failed a request (connect error, reset, timeout): passive health counts it.
     func failed(_ s: UpstreamServer) {
         s.failuresTotal += 1
+        let wasUp = s.health.isAvailable(now: EventLoop.shared.now)
         state.serverFailed(s.index, now: EventLoop.shared.now)
+        noteDown(s, wasUp: wasUp, why: "\(config.maxFails) failures in a row (max_fails)")
+    }
+
+    /// Writes to the error log when `s`, available before, is out of rotation now.
+    private func noteDown(_ s: UpstreamServer, wasUp: Bool, why: @autoclosure () -> String) {
+        if wasUp && !s.health.isAvailable(now: EventLoop.shared.now) { errorLog?.serverDown(s, why: why()) }
     }
 
     // MARK: Hung servers
@@ -350,8 +361,10 @@ final class UpstreamGroup: @unchecked Sendable {
     func headTimedOut(_ c: UpstreamConnection) {
         let s = c.server
         s.removeHeadWait(c)
-        guard !c.cutShort, state.headTimedOut(server: s.index, waitingSince: c.headSince, now: EventLoop.shared.now),
-              config.retry, servers.count > 1 else { return }
+        let wasUp = s.health.isAvailable(now: EventLoop.shared.now)
+        guard !c.cutShort, state.headTimedOut(server: s.index, waitingSince: c.headSince, now: EventLoop.shared.now) else { return }
+        noteDown(s, wasUp: wasUp, why: "no response head within upstream_header, and none to any request since this one was sent (hung)")
+        guard config.retry, servers.count > 1 else { return }
         for w in s.takeHeadWaits() {
             w.cutShort = true
             w.socket.interrupt()
@@ -366,6 +379,7 @@ final class UpstreamGroup: @unchecked Sendable {
         s.removeHeadWait(c)
         let now = EventLoop.shared.now
         let keep = reusable && !state.draining
+        if succeeded && s.health.downUntil != 0 { errorLog?.serverUp(s) }
         let record = keep && state.servers[s.index].pool.keepsRelease ? s.densify(c) : c
         switch state.released(record, server: s.index, reusable: reusable, succeeded: succeeded, now: now) {
         case .park:

@@ -61,11 +61,16 @@ struct Gatehouse: ParsableCommand {
             return
         }
         let level = Logger.Level(rawValue: logLevel ?? configuration.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
+        var logFD: Int32 = 2
+        if configuration.errorLog != "stderr" {
+            switch ErrorLogHandler.open(path: configuration.errorLog) {
+            case .success(let fd): logFD = fd
+            case .failure(let e):
+                writeLine(2, "gatehouse: error_log \(configuration.errorLog): \(e)")
+                throw ExitCode(1)
+            }
         }
+        LoggingSystem.bootstrap { _ in ErrorLogHandler(fd: logFD, level: level) }
         let logger = Logger(label: "gatehouse")
         let server: ProxyServer
         do {

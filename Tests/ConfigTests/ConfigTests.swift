@@ -31,6 +31,7 @@ struct ConfigTests {
         #expect(c.servers[0].listen[0].address.host == "0.0.0.0")
         #expect(c.requestBuffer == 64 * 1024 && c.responseBuffer == 256 * 1024)
         #expect(c.limits.bufferMemory == 64 << 20 && c.limits.minRate == 240 && c.limits.minRateGrace == 5_000_000_000)
+        #expect(c.errorLog == "stderr" && c.metrics == HostPort(host: "127.0.0.1", port: 9101))
     }
 
     @Test("buffering and the minimum rate are read from the file")
@@ -69,6 +70,7 @@ struct ConfigTests {
         ("request_buffer 1k;\n", 1, "request_buffer", "at least 4k"),
         ("limits {\n buffer_memory 64k;\n}\n", 2, "buffer_memory", "at least 1m"),
         ("limits {\n min_rate fast;\n}\n", 2, "min_rate", "invalid number"),
+        ("\nerror_log logs/error.log;\n", 2, "error_log", "expected stderr or an absolute path, got \"logs/error.log\""),
     ]
 
     @Test("errors name file, line and directive", arguments: bad)

@@ -1,0 +1,61 @@
+import Glibc
+import Logging
+
+/// The error log's writer: one line per message, `2026-12-02T15:04:05.123Z [error] message
+/// key=value…`, written whole with one write(2) to stderr or to the `error_log` file (opened for
+/// append, as nginx's: a file on local disk takes a line without blocking the loop for long).
+public struct ErrorLogHandler: LogHandler {
+    public var logLevel: Logger.Level
+    public var metadata: Logger.Metadata = [:]
+    private let fd: Int32
+
+    public init(fd: Int32, level: Logger.Level) {
+        self.fd = fd
+        logLevel = level
+    }
+
+    /// Opens `path` for appending (created 0644 when missing); nil with the errno when it cannot.
+    public static func open(path: String) -> Result<Int32, Errno> {
+        let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        return fd >= 0 ? .success(fd) : .failure(Errno(errno))
+    }
+
+    public struct Errno: Error, CustomStringConvertible {
+        public let code: Int32
+        init(_ code: Int32) { self.code = code }
+        public var description: String { String(cString: strerror(code)) }
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var line = "\(Self.timestamp()) [\(event.level)] \(event.message)"
+        let all = metadata.merging(event.metadata ?? [:]) { $1 }
+        for (k, v) in all.sorted(by: { $0.key < $1.key }) { line += " \(k)=\(v)" }
+        line += "\n"
+        var bytes = Array(line.utf8)
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }  // a log that cannot be written must not stop the proxy
+            off += n
+        }
+    }
+
+    /// UTC, to the millisecond, as ISO 8601.
+    static func timestamp() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        var t = ts.tv_sec
+        var tm = Glibc.tm()
+        gmtime_r(&t, &tm)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        let ms = Int(ts.tv_nsec / 1_000_000)
+        let msText = ms < 10 ? "00\(ms)" : ms < 100 ? "0\(ms)" : "\(ms)"
+        return "\(tm.tm_year + 1900)-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday))T\(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec)).\(msText)Z"
+    }
+}
