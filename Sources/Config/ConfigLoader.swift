@@ -94,6 +94,8 @@ private struct Builder {
                     throw error(d, "unknown level \"\(v)\"")
                 }
                 config.logLevel = v
+            case "request_id":
+                config.requestID = try onOff(d)
             case "error_log":
                 let v = try one(d)
                 guard v == "stderr" || v.hasPrefix("/") else { throw error(d, "expected stderr or an absolute path, got \"\(v)\"") }

@@ -165,6 +165,8 @@ public struct Configuration: Sendable, Equatable {
     public var logLevel = "info"
     /// Where the error log goes: "stderr", or a file appended to.
     public var errorLog = "stderr"
+    /// Every request gets an X-Request-ID to its backend: the client's when valid, else one we make.
+    public var requestID = true
     /// Bytes per connection buffer: the high-water mark of a body in flight in each direction.
     public var bufferSize = 16 * 1024
     /// A request body up to this size is read whole before a backend connection is leased, so a

@@ -3,6 +3,11 @@ public enum HeaderKind: UInt8, Sendable {
     case other
     case contentLength, transferEncoding, connection, host, keepAlive, te, trailer, upgrade
     case proxyConnection, expect, xForwardedFor, xForwardedProto, xForwardedHost
+    /// X-Request-ID: passed on when valid, else replaced by the proxy's own (`request_id`).
+    case xRequestID
+    /// A name a lenient (CGI-style) server reads as X-Request-ID (`X_Request_ID`): left out
+    /// wherever the proxy sets the id, or it would stand beside the proxy's in the backend's view.
+    case xRequestIDLookalike
     /// A name that is not a framing or forwarding field but that a lenient server reads as one
     /// (`Transfer_Encoding`, `content--length`, `X-Forwarded-For_`): see `FieldName`.
     case smuggled
@@ -19,6 +24,7 @@ public enum HeaderKind: UInt8, Sendable {
     static func classify(_ buf: UnsafeRawBufferPointer, _ name: ByteRange) -> HeaderKind {
         let kind = classifyExact(buf, name)
         if kind == .other && FieldName.isLookalike(buf, name) { return .smuggled }
+        if kind == .other && name.count >= 12 && FieldName.readsAs(buf, name, "x-request-id") { return .xRequestIDLookalike }
         return kind
     }
 
@@ -32,6 +38,7 @@ public enum HeaderKind: UInt8, Sendable {
             if buf.equalsLowercase(name, "trailer") { return .trailer }
             if buf.equalsLowercase(name, "upgrade") { return .upgrade }
             return .other
+        case 12: return buf.equalsLowercase(name, "x-request-id") ? .xRequestID : .other
         case 10:
             if buf.equalsLowercase(name, "connection") { return .connection }
             if buf.equalsLowercase(name, "keep-alive") { return .keepAlive }

@@ -17,6 +17,15 @@ final class Workspace: @unchecked Sendable {
     let responseQueue: BufferChain
     /// Room for the client's address in X-Forwarded-For.
     let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+    /// The request's "X-Request-ID: id\r\n" (`RequestID.line`); 0 long with `request_id off`.
+    let requestIDLine = UnsafeMutableRawBufferPointer.allocate(byteCount: RequestID.lineCapacity, alignment: 8)
+    var requestIDLength = 0
+
+    /// The request's id, for logs ("-" with `request_id off`).
+    var requestID: String {
+        guard requestIDLength > 0 else { return "-" }
+        return String(decoding: UnsafeRawBufferPointer(rebasing: requestIDLine[RequestID.prefix.count..<(requestIDLength - 2)]), as: UTF8.self)
+    }
 
     init(limits: HeadLimits, clientPool: BufferPool, upstreamPool: BufferPool) {
         requestSpool = BufferChain(pool: clientPool)
@@ -46,6 +55,7 @@ final class Workspace: @unchecked Sendable {
 
     deinit {
         scratch.deallocate()
+        requestIDLine.deallocate()
         staging?.deallocate()
         upStaging?.deallocate()
     }
@@ -68,6 +78,7 @@ final class ProxyContext: @unchecked Sendable {
     var onRequestDone: (Int, Int, UInt64) -> Void = { _, _, _ in }
 
     let errorLog = ErrorLog()
+    var requestIDs = RequestIDSource()
 
     init(config: Configuration) {
         self.config = config

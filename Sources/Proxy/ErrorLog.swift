@@ -16,10 +16,10 @@ final class ErrorLog {
 
     /// A request failed on `server` for a reason of the backend's; `retrying` when it goes to
     /// another server (or a fresh connection) next.
-    func upstreamFailed(_ f: ExchangeFailure, server: UpstreamServer, client: String, retrying: Bool) {
+    func upstreamFailed(_ f: ExchangeFailure, server: UpstreamServer, client: String, request: @autoclosure () -> String, retrying: Bool) {
         write(.upstreamFailure, server.index, .error,
               "upstream \(Self.describe(f.cause)); server \(server.label) (backend \(server.group.config.name)); client \(client); "
-              + (retrying ? "retrying" : "answered \(f.status)"))
+              + "request \(request()); " + (retrying ? "retrying" : "answered \(f.status)"))
     }
 
     func serverDown(_ s: UpstreamServer, why: String) {

@@ -60,6 +60,7 @@ extension ClientSession {
     /// into the workspace's staging buffer (name first, line at 4 KiB), free until the response.
     private func clientFacts(_ ws: Workspace) -> HeadRewriter.ClientFacts {
         var facts = HeadRewriter.ClientFacts(tls: tls != nil)
+        if ws.requestIDLength > 0 { facts.requestIDLine = UnsafeRawBufferPointer(rebasing: ws.requestIDLine[0..<ws.requestIDLength]) }
         guard let name = subjectHeaderName else { return facts }
         let stage = ws.tlsStaging
         stage.copyBytes(from: name)

@@ -75,6 +75,7 @@ extension ClientSession {
         case .success(let p): plan = p
         case .failure(let e): return await conclude(ExchangeFailure(.badBody(e), requestSent: false), plan: nil, started: started)
         }
+        assignRequestID(ws)
         defer { returnSpool(ws) }
         if !plan.bodyDone {
             do throws(ExchangeFailure) {
@@ -96,7 +97,7 @@ extension ClientSession {
                 case .success(let l): lease = l
                 case .failure(let f):
                     if clientHungUp { return await conclude(ExchangeFailure(.clientGone, requestSent: false), plan: plan, started: started) }
-                    if retryLogged(after: f, reused: false, plan, &attempts) { continue }
+                    if retryLogged(after: f, reused: false, plan, ws, &attempts) { continue }
                     return await conclude(f.failure, plan: plan, started: started)
                 }
             }
@@ -126,13 +127,25 @@ extension ClientSession {
             } catch {
                 upstreamInUse = nil
                 group.release(conn, reusable: false)
-                if retryLogged(after: TaggedFailure(failure: error, server: conn.server), reused: lease.reused, plan, &attempts) {
+                if retryLogged(after: TaggedFailure(failure: error, server: conn.server), reused: lease.reused, plan, ws, &attempts) {
                     continue
                 }
                 if error.countsAgainstServer { group.failed(conn.server) }
                 return await conclude(error, plan: plan, started: started)
             }
         }
+    }
+
+    /// The request's X-Request-ID line, made once so every attempt and every log line share it.
+    private func assignRequestID(_ ws: Workspace) {
+        guard ctx.config.requestID else {
+            ws.requestIDLength = 0
+            return
+        }
+        let inb = inbound.buffer!
+        let p = UnsafeRawPointer(inb.base + inb.readIndex), line = ws.requestIDLine
+        let n = ws.request.lendHead { RequestID.line(into: line, head: $0, bytes: p, source: &ctx.requestIDs) }
+        ws.requestIDLength = n
     }
 
     /// Checks what can be checked before any backend is involved: the declared body size against
@@ -192,11 +205,11 @@ extension ClientSession {
 
     /// `retry`, with the failure written to the error log when the backend is to blame (not for
     /// the stale keep-alive race, which is nobody's fault).
-    private func retryLogged(after t: TaggedFailure, reused: Bool, _ plan: RequestPlan, _ a: inout Attempts) -> Bool {
+    private func retryLogged(after t: TaggedFailure, reused: Bool, _ plan: RequestPlan, _ ws: Workspace, _ a: inout Attempts) -> Bool {
         let wasStale = a.staleRetried
         let again = retry(after: t, reused: reused, plan, &a)
         if t.failure.party == .upstream, let s = t.server, !(again && a.staleRetried && !wasStale) {
-            ctx.errorLog.upstreamFailed(t.failure, server: s, client: peer, retrying: again)
+            ctx.errorLog.upstreamFailed(t.failure, server: s, client: peer, request: ws.requestID, retrying: again)
         }
         return again
     }

@@ -39,6 +39,9 @@ enum HeadRewriter {
         /// a client must not send itself: the verified client certificate's subject.
         var subjectLine: UnsafeRawBufferPointer?
         var subjectName: UnsafeRawBufferPointer?
+        /// "X-Request-ID: id\r\n" sent in place of every X-Request-ID the client sent (nil with
+        /// `request_id off`: the client's pass through as they came).
+        var requestIDLine: UnsafeRawBufferPointer?
     }
 
     /// Whether field `f` is named `lower` (ASCII, lowercase), ignoring case.
@@ -101,6 +104,8 @@ enum HeadRewriter {
                 sawXFF = true
             case .xForwardedProto, .xForwardedHost, .expect:
                 continue
+            case .xRequestID where client.requestIDLine != nil, .xRequestIDLookalike where client.requestIDLine != nil:
+                continue
             case .host where head.targetAuthority != nil:
                 continue
             case .transferEncoding where head.transferEncodingLines > 1:
@@ -126,6 +131,7 @@ enum HeadRewriter {
         iov.add(peer)
         iov.add(client.tls ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n")
         if let line = client.subjectLine { iov.add(line) }
+        if let line = client.requestIDLine { iov.add(line) }
         if head.ambiguous { iov.add("Connection: close\r\n") }
         if let h = head.host {
             iov.add("X-Forwarded-Host: ")

@@ -57,6 +57,9 @@ struct DifferentialTests {
         var framed: [Framed] = []
         var base = 0
         var parser = HeadParser(kind: .request)
+        var ids = RequestIDSource()
+        let idLine = UnsafeMutableRawBufferPointer.allocate(byteCount: RequestID.lineCapacity, alignment: 8)
+        defer { idLine.deallocate() }
         while base < input.count {
             parser.reset()
             let slice = Array(input[base...])
@@ -70,7 +73,9 @@ struct DifferentialTests {
             let scan = slice[head.end...].withUnsafeBytes { framer.scan($0) }
             if scan.error != nil { return (forwarded, framed, true, false) }
             let raw = Array(slice[head.end..<(head.end + scan.consumed)])
-            forwarded += Rewrite.request(slice, head) + raw
+            // The X-Request-ID line as the session makes it (the client's when valid, else ours).
+            let n = slice.withUnsafeBytes { b in RequestID.line(into: idLine, head: head, bytes: b.baseAddress!, source: &ids) }
+            forwarded += Rewrite.request(slice, head, requestIDLine: Array(idLine[0..<n])) + raw
             if !scan.done { return (forwarded, framed, false, true) }  // the client's EOF aborts it
             let text = slice.withUnsafeBytes { $0.string(head.target) }
             let (target, authority) = expectedTarget(text)
@@ -98,6 +103,10 @@ struct DifferentialTests {
             let xff = m.values("x-forwarded-for")
             if xff.count != 1 || !xff[0].hasSuffix("10.0.0.1") { return "X-Forwarded-For \(xff)" }
             if m.values("x-forwarded-proto") != ["http"] { return "X-Forwarded-Proto \(m.values("x-forwarded-proto"))" }
+            let ids = m.values("x-request-id")
+            if ids.count != 1 || ids[0].isEmpty || ids[0].count > 128 || ids[0].contains(where: { $0 == " " || $0 == "\"" || $0 == "," }) {
+                return "X-Request-ID \(ids)"
+            }
             if m.values("content-length").count > 1 || m.values("transfer-encoding").count > 1 { return "framing field repeated" }
         }
         return nil

@@ -55,6 +55,16 @@ struct HeadRewriterTests {
         #expect(out == "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nX-Client-Subject: CN=me\r\nX-Forwarded-Host: a\r\n\r\n")
     }
 
+    @Test("X-Request-ID: every one the client sent gives way to the proxy's line; with request_id off they pass as they came")
+    func requestID() throws {
+        let input = Array("GET / HTTP/1.1\r\nHost: a\r\nX-Request-ID: one\r\nx-request-id: two\r\nX: 1\r\nX_Request__ID-: three\r\n\r\n".utf8)
+        let head = try Rewrite.parse(input, kind: .request).get()
+        let ours = String(decoding: Rewrite.request(input, head, requestIDLine: Array("X-Request-ID: 0123abcd\r\n".utf8)), as: UTF8.self)
+        #expect(ours == "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Request-ID: 0123abcd\r\nX-Forwarded-Host: a\r\n\r\n")
+        let off = String(decoding: Rewrite.request(input, head), as: UTF8.self)
+        #expect(off == "GET / HTTP/1.1\r\nHost: a\r\nX-Request-ID: one\r\nx-request-id: two\r\nX: 1\r\nX_Request__ID-: three\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\r\n")
+    }
+
     /// (input, close, keepAlive10, dechunk, forwarded).
     static let responses: [(String, Bool, Bool, Bool, String)] = [
         ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nX: y\r\n\r\n", false, false, false,

@@ -24,17 +24,21 @@ enum Rewrite {
     }
 
     /// The request head forwarded to a backend for `head` parsed from `bytes`.
-    static func request(_ bytes: [UInt8], _ head: MessageHead, tls: Bool = false, subjectName: [UInt8]? = nil, subjectLine: [UInt8]? = nil) -> [UInt8] {
+    static func request(_ bytes: [UInt8], _ head: MessageHead, tls: Bool = false, subjectName: [UInt8]? = nil, subjectLine: [UInt8]? = nil,
+                        requestIDLine: [UInt8]? = nil) -> [UInt8] {
         let iov = IOVecList()
         bytes.withUnsafeBytes { b in
             peer.withUnsafeBytes { peerBytes in
                 hostLine.withUnsafeBytes { host in
                     (subjectName ?? []).withUnsafeBytes { name in
                         (subjectLine ?? []).withUnsafeBytes { line in
-                            var facts = HeadRewriter.ClientFacts(tls: tls)
-                            if subjectName != nil { facts.subjectName = name }
-                            if subjectLine != nil { facts.subjectLine = line }
-                            HeadRewriter.request(iov, b.baseAddress!, head, peer: peerBytes, hostLine: host, client: facts)
+                            (requestIDLine ?? []).withUnsafeBytes { idLine in
+                                var facts = HeadRewriter.ClientFacts(tls: tls)
+                                if subjectName != nil { facts.subjectName = name }
+                                if subjectLine != nil { facts.subjectLine = line }
+                                if requestIDLine != nil { facts.requestIDLine = idLine }
+                                HeadRewriter.request(iov, b.baseAddress!, head, peer: peerBytes, hostLine: host, client: facts)
+                            }
                         }
                     }
                 }

@@ -1,0 +1,77 @@
+import Glibc
+import HTTP1
+
+/// X-Request-ID: a client's (or an edge proxy's in front) is passed on when it is one field of 1 to
+/// 128 letters, digits and `-_.:+/=@` (UUIDs, hex, base64, ULIDs); anything else is replaced, so
+/// what a backend logs is safe to log. Otherwise the proxy makes one: 32 hex digits, 128 bits.
+enum RequestID {
+    static let maxLength = 128
+    static let prefix = Array("X-Request-ID: ".utf8)
+    /// Room for the whole line.
+    static let lineCapacity = prefix.count + maxLength + 2
+
+    static func isValid(_ v: UnsafeRawBufferPointer) -> Bool {
+        guard v.count >= 1, v.count <= maxLength else { return false }
+        for b in v {
+            switch b {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): continue
+            case UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: ":"), UInt8(ascii: "+"), UInt8(ascii: "/"),
+                 UInt8(ascii: "="), UInt8(ascii: "@"): continue
+            default: return false
+            }
+        }
+        return true
+    }
+
+    /// Writes "X-Request-ID: <id>\r\n" into `line` (`lineCapacity` bytes) and returns its length:
+    /// the one X-Request-ID of `head` when valid, else a new one from `source`.
+    static func line(into line: UnsafeMutableRawBufferPointer, head: borrowing MessageHead, bytes p: UnsafeRawPointer,
+                     source: inout RequestIDSource) -> Int {
+        line.copyBytes(from: prefix)
+        var n = prefix.count
+        var found: ByteRange?
+        var count = 0
+        for f in head.headers where f.kind == .xRequestID {
+            count += 1
+            found = f.value
+        }
+        if count == 1, let v = found, isValid(UnsafeRawBufferPointer(start: p + v.start, count: v.count)) {
+            (line.baseAddress! + n).copyMemory(from: p + v.start, byteCount: v.count)
+            n += v.count
+        } else {
+            source.hex(into: line.baseAddress! + n)
+            n += 32
+        }
+        line[n] = 0x0D
+        line[n + 1] = 0x0A
+        return n + 2
+    }
+}
+
+/// Makes request ids: wyrand seeded from the kernel at start; two draws a request, no syscall.
+struct RequestIDSource {
+    private var state: UInt64
+
+    init() {
+        var kernel = SystemRandomNumberGenerator()  // getrandom(2)
+        state = kernel.next()
+    }
+
+    mutating func next() -> UInt64 {
+        state &+= 0xA076_1D64_78BD_642F
+        let m = state.multipliedFullWidth(by: state ^ 0xE703_7ED1_A0B4_28DB)
+        return m.high ^ m.low
+    }
+
+    /// 32 lowercase hex digits at `p`.
+    mutating func hex(into p: UnsafeMutableRawPointer) {
+        let digits: StaticString = "0123456789abcdef"
+        for half in 0..<2 {
+            var v = next()
+            for i in 0..<16 {
+                p.storeBytes(of: digits.utf8Start[Int(v & 15)], toByteOffset: half * 16 + 15 - i, as: UInt8.self)
+                v >>= 4
+            }
+        }
+    }
+}

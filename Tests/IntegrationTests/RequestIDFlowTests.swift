@@ -1,0 +1,54 @@
+import Foundation
+import Testing
+
+/// X-Request-ID end to end (issue 8): what the backend receives, and the error log naming it.
+@Suite("X-Request-ID through the proxy")
+struct RequestIDFlowTests {
+    /// The X-Request-ID values the demo backend received (it echoes the request head).
+    static func received(_ port: UInt16, _ extra: String = "") throws -> [String] {
+        let r = try HTTP.request(port: port, "GET /?echo=1 HTTP/1.1\r\nHost: t\r\n\(extra)Connection: close\r\n\r\n")
+        #expect(r.status == 200)
+        return String(decoding: r.body, as: UTF8.self).split(separator: "\r\n")
+            .filter { $0.lowercased().hasPrefix("x-request-id:") }
+            .map { String($0.dropFirst(13)).trimmingCharacters(in: .whitespaces) }
+    }
+
+    static func isOurs(_ v: String) -> Bool { v.count == 32 && v.allSatisfy { $0.isHexDigit && !$0.isUppercase } }
+
+    @Test("the backend gets one X-Request-ID: the client's when valid, else a fresh one of 32 hex digits")
+    func forwarded() throws {
+        let be = try DemoBackend()
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [be.port]))
+        let a = try Self.received(gh.port), b = try Self.received(gh.port)
+        #expect(a.count == 1 && Self.isOurs(a[0]) && b.count == 1 && Self.isOurs(b[0]) && a != b, "\(a) \(b)")
+        #expect(try Self.received(gh.port, "X-Request-ID: 0f8fad5b-d9cb-469f-a165-70867728950e\r\n") == ["0f8fad5b-d9cb-469f-a165-70867728950e"])
+        for bad in ["X-Request-ID: has space\r\n", "X-Request-ID: \(String(repeating: "a", count: 129))\r\n",
+                    "X-Request-ID: a\r\nX-Request-ID: b\r\n", "X_Request_ID: lookalike\r\n"] {
+            let got = try Self.received(gh.port, bad)
+            #expect(got.count == 1 && Self.isOurs(got[0]), "\(bad.debugDescription) -> \(got)")
+        }
+        // A name a CGI-style backend reads as X-Request-ID is left out: only the real one counts.
+        #expect(try Self.received(gh.port, "X-Request-ID: a\r\nX_Request_ID: b\r\n") == ["a"])
+        let echoed = try HTTP.request(port: gh.port, "GET /?echo=1 HTTP/1.1\r\nHost: t\r\nX_Request_ID: b\r\nConnection: close\r\n\r\n")
+        #expect(!String(decoding: echoed.body, as: UTF8.self).contains("X_Request_ID"))
+    }
+
+    @Test("request_id off: nothing added, the client's passes as it came")
+    func off() throws {
+        let be = try DemoBackend()
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [be.port], top: "request_id off;"))
+        #expect(try Self.received(gh.port).isEmpty)
+        #expect(try Self.received(gh.port, "X-Request-ID: anything goes\r\n") == ["anything goes"])
+    }
+
+    @Test("the error log names the request's id")
+    func logged() throws {
+        let path = NSTemporaryDirectory() + "gatehouse-rid-\(UUID().uuidString).log"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [1], top: "error_log \(path);"))
+        let r = try HTTP.request(port: gh.port, "GET / HTTP/1.1\r\nHost: t\r\nX-Request-ID: trace-42\r\nConnection: close\r\n\r\n")
+        #expect(r.status == 502)
+        let log = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        #expect(log.contains("request trace-42; answered 502"), "\(log)")
+    }
+}
