@@ -40,6 +40,14 @@ public enum FieldName {
         return j == count
     }
 
+    /// Whether the name starts with 'x' or a separator, so may read as an `x-` field: one byte
+    /// looked at before a full lenient comparison (most names, `content-type`, stop here).
+    @inline(__always)
+    static func mayReadAsX(_ buf: UnsafeRawBufferPointer, _ name: ByteRange) -> Bool {
+        let b = buf[name.start]
+        return b | 0x20 == UInt8(ascii: "x") || b == UInt8(ascii: "-") || b == UInt8(ascii: "_")
+    }
+
     /// Whether a name that is none of the framing or forwarding fields exactly (that was checked
     /// first, by length) still reads as one of them under the lenient reading: such a name is
     /// refused, since the backend may act on it as the real field the proxy never saw.

@@ -24,7 +24,9 @@ public enum HeaderKind: UInt8, Sendable {
     static func classify(_ buf: UnsafeRawBufferPointer, _ name: ByteRange) -> HeaderKind {
         let kind = classifyExact(buf, name)
         if kind == .other && FieldName.isLookalike(buf, name) { return .smuggled }
-        if kind == .other && name.count >= 12 && FieldName.readsAs(buf, name, "x-request-id") { return .xRequestIDLookalike }
+        if kind == .other && name.count >= 12 && FieldName.mayReadAsX(buf, name) && FieldName.readsAs(buf, name, "x-request-id") {
+            return .xRequestIDLookalike
+        }
         return kind
     }
 
@@ -38,7 +40,8 @@ public enum HeaderKind: UInt8, Sendable {
             if buf.equalsLowercase(name, "trailer") { return .trailer }
             if buf.equalsLowercase(name, "upgrade") { return .upgrade }
             return .other
-        case 12: return buf.equalsLowercase(name, "x-request-id") ? .xRequestID : .other
+        case 12:  // as long as content-type: one byte first
+            return buf[name.start] | 0x20 == UInt8(ascii: "x") && buf.equalsLowercase(name, "x-request-id") ? .xRequestID : .other
         case 10:
             if buf.equalsLowercase(name, "connection") { return .connection }
             if buf.equalsLowercase(name, "keep-alive") { return .keepAlive }

@@ -18,7 +18,7 @@ final class Workspace: @unchecked Sendable {
     /// Room for the client's address in X-Forwarded-For.
     let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
     /// The request's "X-Request-ID: id\r\n" (`RequestID.line`); 0 long with `request_id off`.
-    let requestIDLine = UnsafeMutableRawBufferPointer.allocate(byteCount: RequestID.lineCapacity, alignment: 8)
+    let requestIDLine = RequestID.makeLineBuffer()
     var requestIDLength = 0
 
     /// The request's id, for logs ("-" with `request_id off`).

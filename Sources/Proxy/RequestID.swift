@@ -23,11 +23,17 @@ enum RequestID {
         return true
     }
 
-    /// Writes "X-Request-ID: <id>\r\n" into `line` (`lineCapacity` bytes) and returns its length:
-    /// the one X-Request-ID of `head` when valid, else a new one from `source`.
+    /// A buffer for `line`, its "X-Request-ID: " written once.
+    static func makeLineBuffer() -> UnsafeMutableRawBufferPointer {
+        let b = UnsafeMutableRawBufferPointer.allocate(byteCount: lineCapacity, alignment: 8)
+        b.copyBytes(from: prefix)
+        return b
+    }
+
+    /// Completes "X-Request-ID: <id>\r\n" in `line` (from `makeLineBuffer`) and returns its
+    /// length: the one X-Request-ID of `head` when valid, else a new one from `source`.
     static func line(into line: UnsafeMutableRawBufferPointer, head: borrowing MessageHead, bytes p: UnsafeRawPointer,
                      source: inout RequestIDSource) -> Int {
-        line.copyBytes(from: prefix)
         var n = prefix.count
         var found: ByteRange?
         var count = 0
@@ -63,15 +69,31 @@ struct RequestIDSource {
         return m.high ^ m.low
     }
 
-    /// 32 lowercase hex digits at `p`.
+    /// 32 lowercase hex digits at `p`: each draw's 16 nibbles spread into 16 bytes and made
+    /// ASCII eight at a time (a nibble over 9 gets 'a' - '0' - 10 more). Nibble order is of no
+    /// matter: every one is random.
     mutating func hex(into p: UnsafeMutableRawPointer) {
-        let digits: StaticString = "0123456789abcdef"
-        for half in 0..<2 {
-            var v = next()
-            for i in 0..<16 {
-                p.storeBytes(of: digits.utf8Start[Int(v & 15)], toByteOffset: half * 16 + 15 - i, as: UInt8.self)
-                v >>= 4
-            }
+        for i in 0..<2 {
+            let v = next()
+            p.storeBytes(of: Self.ascii(Self.spread(UInt32(truncatingIfNeeded: v))), toByteOffset: i * 16, as: UInt64.self)
+            p.storeBytes(of: Self.ascii(Self.spread(UInt32(truncatingIfNeeded: v >> 32))), toByteOffset: i * 16 + 8, as: UInt64.self)
         }
+    }
+
+    /// The 8 nibbles of `x`, one per byte.
+    @inline(__always)
+    static func spread(_ x: UInt32) -> UInt64 {
+        var v = UInt64(x)
+        v = (v | (v << 16)) & 0x0000_FFFF_0000_FFFF
+        v = (v | (v << 8)) & 0x00FF_00FF_00FF_00FF
+        v = (v | (v << 4)) & 0x0F0F_0F0F_0F0F_0F0F
+        return v
+    }
+
+    /// Eight nibble bytes as their lowercase hex digits.
+    @inline(__always)
+    static func ascii(_ v: UInt64) -> UInt64 {
+        let over9 = ((v &+ 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101
+        return v &+ 0x3030_3030_3030_3030 &+ over9 &* 0x27
     }
 }

@@ -50,6 +50,9 @@ final class UpstreamServer: @unchecked Sendable {
     var requestsTotal = 0
     /// Time from a request sent to its final response head arriving (set by the metrics).
     var responseTimes: LoopHistogram?
+    /// Logged as taken out of rotation, not yet as back (so the success that brings it back is
+    /// noticed with one load, not a look into the group's state on every release).
+    var loggedDown = false
     unowned var group: UpstreamGroup!
 
     init(address: SocketAddress, index: Int, config: BackendGroup) {
@@ -333,7 +336,9 @@ final class UpstreamGroup: @unchecked Sendable {
 
     /// Writes to the error log when `s`, available before, is out of rotation now.
     private func noteDown(_ s: UpstreamServer, wasUp: Bool, why: @autoclosure () -> String) {
-        if wasUp && !s.health.isAvailable(now: EventLoop.shared.now) { errorLog?.serverDown(s, why: why()) }
+        guard wasUp && !s.health.isAvailable(now: EventLoop.shared.now) else { return }
+        s.loggedDown = true
+        errorLog?.serverDown(s, why: why())
     }
 
     // MARK: Hung servers
@@ -379,7 +384,10 @@ final class UpstreamGroup: @unchecked Sendable {
         s.removeHeadWait(c)
         let now = EventLoop.shared.now
         let keep = reusable && !state.draining
-        if succeeded && s.health.downUntil != 0 { errorLog?.serverUp(s) }
+        if succeeded && s.loggedDown {
+            s.loggedDown = false
+            errorLog?.serverUp(s)
+        }
         let record = keep && state.servers[s.index].pool.keepsRelease ? s.densify(c) : c
         switch state.released(record, server: s.index, reusable: reusable, succeeded: succeeded, now: now) {
         case .park:

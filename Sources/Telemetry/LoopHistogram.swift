@@ -40,8 +40,10 @@ public final class LoopHistogram {
     public func record(_ value: Double) {
         guard !value.isNaN else { return }
         let value = max(0, value)
-        // The first bound >= value, by binary search (the fine latency scheme has 128 bounds).
+        // The first bound >= value, by binary search (the fine latency scheme has 128 bounds);
+        // a value in the first bucket (a fast backend's) costs one comparison.
         var lo = 0, hi = boundCount
+        if boundCount > 0 && value <= bounds[0] { hi = 0 }
         while lo < hi {
             let mid = (lo + hi) >> 1
             if value > bounds[mid] { lo = mid + 1 } else { hi = mid }

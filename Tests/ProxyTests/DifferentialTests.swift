@@ -58,7 +58,7 @@ struct DifferentialTests {
         var base = 0
         var parser = HeadParser(kind: .request)
         var ids = RequestIDSource()
-        let idLine = UnsafeMutableRawBufferPointer.allocate(byteCount: RequestID.lineCapacity, alignment: 8)
+        let idLine = RequestID.makeLineBuffer()
         defer { idLine.deallocate() }
         while base < input.count {
             parser.reset()

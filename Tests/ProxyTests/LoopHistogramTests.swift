@@ -13,18 +13,23 @@ struct LoopHistogramTests {
     func buckets() {
         let r = MetricsRegistry()
         let h = r.latency("t_seconds", "test", [("backend", "a")])
-        for v in [0.0001, 0.05, 0.05, 0.07, 3.0, 100.0] { h.record(v) }
+        // 0.002 and 0.004 are bounds (1 ms × 2^(8/8), 2^(16/8)); 0.05 lies between 0.0493507 and 0.0538174.
+        for v in [0.0001, 0.002, 0.004, 0.05, 0.07, 3.0, 100.0] { h.record(v) }
         let text = Self.lines(r)
-        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"0.0005\"} 1"))
-        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"0.025\"} 1"))
-        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"0.05\"} 3"))  // 0.05 is in le=0.05
-        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"0.1\"} 4"))
-        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"5.0\"} 5"))
-        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"60.0\"} 5"))
-        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"+Inf\"} 6"))
-        #expect(text.contains("t_seconds_count{backend=\"a\"} 6"))
+        #expect(text.filter { $0.hasPrefix("t_seconds_bucket{") }.count == 129)
+        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"0.001\"} 1"))
+        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"0.00183401\"} 1"))
+        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"0.002\"} 2"))  // a value on a bound is in that bucket
+        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"0.004\"} 3"))
+        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"0.0493507\"} 3"))
+        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"0.0538174\"} 4"))
+        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"0.0761093\"} 5"))
+        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"3.15845\"} 6"))
+        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"60.0968\"} 6"))
+        #expect(text.contains("t_seconds_bucket{backend=\"a\",le=\"+Inf\"} 7"))
+        #expect(text.contains("t_seconds_count{backend=\"a\"} 7"))
         let sum = text.first { $0.hasPrefix("t_seconds_sum{backend=\"a\"} ") }.flatMap { Double($0.split(separator: " ")[1]) }
-        #expect(abs((sum ?? 0) - 103.1701) < 1e-9)
+        #expect(abs((sum ?? 0) - 103.1261) < 1e-9)
     }
 
     @Test("a NaN is dropped and a negative counts as zero; HELP text is escaped")
@@ -37,7 +42,7 @@ struct LoopHistogramTests {
         let text = Self.lines(r)
         #expect(text.contains("# HELP n_seconds two\\nlines \\\\ here"))
         #expect(text.contains("n_seconds_count 2"))
-        #expect(text.contains("n_seconds_bucket{le=\"0.0005\"} 1"))
+        #expect(text.contains("n_seconds_bucket{le=\"0.001\"} 1"))
         #expect(text.contains("n_seconds_sum 0.01"))
     }
 

@@ -40,7 +40,7 @@ struct RequestIDTests {
         let bytes = Array(request.utf8)
         var parser = HeadParser(kind: .request)
         guard bytes.withUnsafeBytes({ parser.parse($0) }) == .complete else { return nil }
-        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: RequestID.lineCapacity, alignment: 8)
+        let out = RequestID.makeLineBuffer()
         defer { out.deallocate() }
         let n = bytes.withUnsafeBytes { b in parser.lendHead { RequestID.line(into: out, head: $0, bytes: b.baseAddress!, source: &source) } }
         return String(decoding: UnsafeRawBufferPointer(rebasing: out[0..<n]), as: UTF8.self)
