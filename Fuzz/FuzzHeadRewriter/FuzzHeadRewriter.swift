@@ -34,6 +34,7 @@ enum Fixed {
     nonisolated(unsafe) static let hostLine = buffer("Host: 10.0.0.1:8080\r\n")
     nonisolated(unsafe) static let subjectName = buffer("x-client-subject")
     nonisolated(unsafe) static let subjectLine = buffer("X-Client-Subject: CN=fuzz\r\n")
+    nonisolated(unsafe) static let requestIDLine = buffer("X-Request-ID: 0123456789abcdef0123456789abcdef\r\n")
 
     static func buffer(_ s: String) -> UnsafeRawBufferPointer {
         let a = Array(s.utf8)
@@ -88,7 +89,8 @@ func checkRequest(_ p: UnsafeRawBufferPointer, _ req: MessageHead, tls: Bool, su
     if subject && HeadRewriterEntry.spoofsClientSubject(p.baseAddress!, req, Fixed.subjectName) { return }
     let iov = IOVecList()
     HeadRewriterEntry.request(iov, p.baseAddress!, req, peer: Fixed.peer, hostLine: Fixed.hostLine, tls: tls,
-                              subjectName: subject ? Fixed.subjectName : nil, subjectLine: subject ? Fixed.subjectLine : nil)
+                              subjectName: subject ? Fixed.subjectName : nil, subjectLine: subject ? Fixed.subjectLine : nil,
+                              requestIDLine: Fixed.requestIDLine)
     let out = sent(iov)
     let what = { "request \"\(quoted(UnsafeRawBufferPointer(rebasing: p[0..<req.end])))\"" }
     let fwd = reparse(.request, out, what)
@@ -110,7 +112,9 @@ func checkRequest(_ p: UnsafeRawBufferPointer, _ req: MessageHead, tls: Bool, su
         require(c[.host] == 1 && c[.xForwardedFor] == 1 && c[.xForwardedProto] == 1 && c[.xForwardedHost] == (req.host == nil ? 0 : 1),
                 "\(what()): Host \(c[.host]), X-Forwarded-For \(c[.xForwardedFor]), -Proto \(c[.xForwardedProto]), -Host \(c[.xForwardedHost]) sent")
         if subject { require(c.count(named: "x-client-subject") == 1, "\(what()): client subject header sent \(c.count(named: "x-client-subject")) times") }
-        let protected = ["content-length", "transfer-encoding", "host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"] + (subject ? ["x-client-subject"] : [])
+        require(c.count(named: "x-request-id") == 1, "\(what()): X-Request-ID sent \(c.count(named: "x-request-id")) times")
+        let protected = ["content-length", "transfer-encoding", "host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id"]
+            + (subject ? ["x-client-subject"] : [])
         let odd = c.lookalikes(of: protected)
         require(odd.isEmpty, "\(what()): sent \(odd), which a lenient backend reads as a framing or forwarding field")
     }

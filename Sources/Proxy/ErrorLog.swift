@@ -17,31 +17,35 @@ final class ErrorLog {
     /// A request failed on `server` for a reason of the backend's; `retrying` when it goes to
     /// another server (or a fresh connection) next.
     func upstreamFailed(_ f: ExchangeFailure, server: UpstreamServer, client: String, request: @autoclosure () -> String, retrying: Bool) {
-        write(.upstreamFailure, server.index, .error,
+        write(.upstreamFailure, Self.key(server), .error,
               "upstream \(Self.describe(f.cause)); server \(server.label) (backend \(server.group.config.name)); client \(client); "
               + "request \(request()); " + (retrying ? "retrying" : "answered \(f.status)"))
     }
 
     func serverDown(_ s: UpstreamServer, why: String) {
-        write(.serverDown, s.index, .error,
+        write(.serverDown, Self.key(s), .error,
               "server \(s.label) (backend \(s.group.config.name)) taken out of rotation for \(Self.seconds(s.health.failTimeout)) after \(why)")
     }
 
     func serverUp(_ s: UpstreamServer) {
-        write(.serverUp, s.index, .notice, "server \(s.label) (backend \(s.group.config.name)) is back in rotation: a request succeeded")
+        write(.serverUp, Self.key(s), .notice, "server \(s.label) (backend \(s.group.config.name)) is back in rotation: a request succeeded")
     }
 
     func acceptPaused(_ why: String) {
         write(.acceptPaused, 0, .warning, "accepting paused: \(why)")
     }
 
-    private func write(_ kind: Kind, _ index: Int, _ level: Logger.Level, _ message: @autoclosure () -> String) {
+    /// `key` tells apart what is limited apart within a kind: a server (its object, since indexes
+    /// repeat from one backend group to the next).
+    private func write(_ kind: Kind, _ key: Int, _ level: Logger.Level, _ message: @autoclosure () -> String) {
         guard logger.logLevel <= level else { return }
-        let (ok, held) = limit.admit(kind.rawValue << 32 | index, now: EventLoop.shared.now)
+        let (ok, held) = limit.admit(kind.rawValue << 56 | (key & (1 << 56 - 1)), now: EventLoop.shared.now)
         guard ok else { return }
         let suffix = held > 0 ? " (\(held) more like this held back)" : ""
         logger.log(level: level, "\(message())\(suffix)")
     }
+
+    static func key(_ s: UpstreamServer) -> Int { Int(bitPattern: UInt(bitPattern: ObjectIdentifier(s))) }
 
     static func describe(_ c: ExchangeFailure.Cause) -> String {
         switch c {

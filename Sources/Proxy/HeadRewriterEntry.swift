@@ -9,8 +9,9 @@ public enum HeadRewriterEntry {
     /// and `subjectLine` stand for a listener that forwards the verified client certificate.
     public static func request(_ iov: IOVecList, _ p: UnsafeRawPointer, _ head: MessageHead, peer: UnsafeRawBufferPointer,
                                hostLine: UnsafeRawBufferPointer, tls: Bool,
-                               subjectName: UnsafeRawBufferPointer? = nil, subjectLine: UnsafeRawBufferPointer? = nil) {
-        let facts = HeadRewriter.ClientFacts(tls: tls, subjectLine: subjectLine, subjectName: subjectName)
+                               subjectName: UnsafeRawBufferPointer? = nil, subjectLine: UnsafeRawBufferPointer? = nil,
+                               requestIDLine: UnsafeRawBufferPointer? = nil) {
+        let facts = HeadRewriter.ClientFacts(tls: tls, subjectLine: subjectLine, subjectName: subjectName, requestIDLine: requestIDLine)
         HeadRewriter.request(iov, p, head, peer: peer, hostLine: hostLine, client: facts)
     }
 

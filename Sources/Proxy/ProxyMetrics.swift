@@ -79,7 +79,7 @@ final class ProxyMetrics: @unchecked Sendable {
                         r.counter("gatehouse_upstream_connects_total", "Upstream connections opened.", l),
                         r.counter("gatehouse_upstream_connect_errors_total", "Upstream connects that failed.", l),
                         r.counter("gatehouse_upstream_failures_total", "Upstream failures counted by passive health.", l),
-                        r.counter("gatehouse_upstream_requests_total", "Requests sent to the server (every attempt, retries included).", l))
+                        r.counter("gatehouse_upstream_requests_total", "Requests sent whole to the server (retries included; a failed connect or send is an upstream failure).", l))
             })
             for s in g.servers {
                 s.responseTimes = r.latency("gatehouse_upstream_response_seconds",
@@ -104,7 +104,7 @@ final class ProxyMetrics: @unchecked Sendable {
         upstreamBuffers = r.gauge("gatehouse_buffer_bytes", help, [("direction", "upstream")])
         bufferLimit = r.gauge("gatehouse_buffer_memory_limit_bytes", "limits.buffer_memory: beyond it no connection takes a second buffer (reads wait instead).")
         poolBytes = r.gauge("gatehouse_buffer_pool_bytes", "Bytes of free buffers cached for reuse.")
-        fds = r.gauge("process_open_fds", "Number of open file descriptors.")
+        fds = r.gauge("process_open_fds", "Number of open file descriptors: those open at start plus the loop's sockets.")
         maxFDs = r.gauge("process_max_fds", "Maximum number of open file descriptors.")
         threads = r.gauge("gatehouse_threads", "Threads in the process (one by design).")
         cpu = r.counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.")

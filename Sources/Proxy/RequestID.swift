@@ -37,7 +37,8 @@ enum RequestID {
         var n = prefix.count
         var found: ByteRange?
         var count = 0
-        for f in head.headers where f.kind == .xRequestID {
+        // One named by Connection was meant for this hop only: it is not the request's id.
+        for f in head.headers where f.kind == .xRequestID && !f.namedByConnection {
             count += 1
             found = f.value
         }

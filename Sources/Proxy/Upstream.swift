@@ -46,7 +46,7 @@ final class UpstreamServer: @unchecked Sendable {
     var connectsTotal = 0
     var connectErrorsTotal = 0
     var failuresTotal = 0
-    /// Requests sent to this server (every attempt, retries included).
+    /// Requests sent whole to this server (retries included).
     var requestsTotal = 0
     /// Time from a request sent to its final response head arriving (set by the metrics).
     var responseTimes: LoopHistogram?

@@ -57,6 +57,15 @@ struct Gatehouse: ParsableCommand {
             }
         }
         if check {
+            // As nginx -t: the error log must open too.
+            if configuration.errorLog != "stderr" {
+                switch ErrorLogHandler.open(path: configuration.errorLog) {
+                case .success(let fd): close(fd)
+                case .failure(let e):
+                    writeLine(2, "gatehouse: error_log \(configuration.errorLog): \(e)")
+                    throw ExitCode(1)
+                }
+            }
             writeLine(1, "gatehouse: configuration \(config ?? "(command line)") is valid")
             return
         }

@@ -104,7 +104,8 @@ struct DifferentialTests {
             if xff.count != 1 || !xff[0].hasSuffix("10.0.0.1") { return "X-Forwarded-For \(xff)" }
             if m.values("x-forwarded-proto") != ["http"] { return "X-Forwarded-Proto \(m.values("x-forwarded-proto"))" }
             let ids = m.values("x-request-id")
-            if ids.count != 1 || ids[0].isEmpty || ids[0].count > 128 || ids[0].contains(where: { $0 == " " || $0 == "\"" || $0 == "," }) {
+            if ids.count != 1 || ids[0].isEmpty || ids[0].utf8.count > 128
+                || !ids[0].utf8.allSatisfy({ b in (0x30...0x39).contains(b) || (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b) || Array("-_.:+/=@".utf8).contains(b) }) {
                 return "X-Request-ID \(ids)"
             }
             if m.values("content-length").count > 1 || m.values("transfer-encoding").count > 1 { return "framing field repeated" }
