@@ -40,7 +40,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "gatehouse",
-            dependencies: ["Proxy", "Config", "TLS", "CTLSShim", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Proxy", "Config", "TLS", "Runtime", "CLinux", "CTLSShim", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             // The release proxy links the Swift runtime statically: calls into it (retain, release,
             // every executor hop) go direct instead of through the PLT, and its thread-locals need
             // no __tls_get_addr call: 5% fewer instructions per request. (swift-log brings in

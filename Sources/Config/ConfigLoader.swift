@@ -94,6 +94,12 @@ private struct Builder {
                     throw error(d, "unknown level \"\(v)\"")
                 }
                 config.logLevel = v
+            case "workers":
+                let v = try one(d)
+                if v == "auto" { config.workers = 0 } else {
+                    guard let n = Int(v), n >= 1, n <= 256 else { throw error(d, "expected a number of workers from 1 to 256, or auto, got \"\(v)\"") }
+                    config.workers = n
+                }
             case "request_id":
                 config.requestID = try onOff(d)
             case "error_log":

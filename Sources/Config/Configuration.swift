@@ -165,6 +165,9 @@ public struct Configuration: Sendable, Equatable {
     public var logLevel = "info"
     /// Where the error log goes: "stderr", or a file appended to.
     public var errorLog = "stderr"
+    /// Worker processes: 1 runs the proxy in this process, as always; more start a supervisor
+    /// that binds the listeners and runs that many workers on them; 0 means one per usable CPU.
+    public var workers = 1
     /// Every request gets an X-Request-ID to its backend: the client's when valid, else one we make.
     public var requestID = true
     /// Bytes per connection buffer: the high-water mark of a body in flight in each direction.

@@ -26,7 +26,18 @@ public final class ProxyServer: @unchecked Sendable {
     /// Bound addresses, in config order: proxy listeners then the metrics listener.
     public private(set) var boundAddresses: [(kind: String, address: SocketAddress)] = []
 
-    public init(config: Configuration, logger: Logger) throws {
+    /// Listening sockets a supervisor bound and handed over (a worker's): one per `listen`, in
+    /// config order, and the metrics listener for the worker that serves it.
+    public struct Inherited: Sendable {
+        public var listeners: [Int32]
+        public var metrics: Int32?
+        public init(listeners: [Int32], metrics: Int32?) {
+            self.listeners = listeners
+            self.metrics = metrics
+        }
+    }
+
+    public init(config: Configuration, logger: Logger, inherited: Inherited? = nil) throws {
         self.logger = logger
         raiseOpenFileLimit()
         ctx = ProxyContext(config: config)
@@ -62,8 +73,15 @@ public final class ProxyServer: @unchecked Sendable {
                     throw StartError(description: "listen \(l.address): cannot resolve")
                 }
                 let sock: Socket
-                do { sock = try TCP.listen(on: addr, reusePort: l.reusePort) } catch {
-                    throw StartError(description: "cannot listen on \(l.address): \(Self.describe(error, reusePort: l.reusePort))")
+                if let inherited {
+                    guard listeners.count < inherited.listeners.count, let s = Socket(fd: inherited.listeners[listeners.count]) else {
+                        throw StartError(description: "listen \(l.address): no listening socket handed over")
+                    }
+                    sock = s
+                } else {
+                    do { sock = try TCP.listen(on: addr, reusePort: l.reusePort) } catch {
+                        throw StartError(description: "cannot listen on \(l.address): \(Self.describe(error, reusePort: l.reusePort))")
+                    }
                 }
                 listeners.append(Listener(socket: sock, ctx: ctx, group: groups[gi], groupIndex: gi, tls: tls))
                 boundAddresses.append((tls == nil ? "proxy" : "proxy (tls)", TCP.localAddress(of: sock) ?? addr))
@@ -73,7 +91,11 @@ public final class ProxyServer: @unchecked Sendable {
         // The subject header is the proxy's word on every listener, not only where it is set:
         // a plain listener in front of the same backend must not let a client write it.
         ctx.subjectHeaderLowercased = tlsContexts.first { $0.forwardsClientSubject }?.clientSubjectHeaderLowercased
-        if let m = config.metrics {
+        if let inherited {
+            if let fd = inherited.metrics, let sock = Socket(fd: fd) {
+                metricsEndpoint = MetricsEndpoint(socket: sock, metrics: metrics, ctx: ctx)
+            }
+        } else if let m = config.metrics {
             guard let addr = SocketAddress.resolve(host: m.host, port: m.port) else {
                 throw StartError(description: "metrics \(m): cannot resolve")
             }
@@ -89,7 +111,7 @@ public final class ProxyServer: @unchecked Sendable {
 
     /// The reason a bind failed; for EADDRINUSE, what holds the address and what would share it
     /// (`reusePort` nil for the metrics listener, which never shares).
-    static func describe(_ e: IOError, reusePort: Bool?) -> String {
+    public static func describe(_ e: IOError, reusePort: Bool?) -> String {
         switch e {
         case .errno(let n) where n == EADDRINUSE:
             let reason = "address already in use (EADDRINUSE): another process, perhaps another gatehouse, is listening on it"

@@ -8,6 +8,14 @@ public enum TCP {
     /// `reusePort` adds SO_REUSEPORT, so N processes that all ask for it share the port; without
     /// it a second bind of a listening address fails with EADDRINUSE.
     public static func listen(on address: SocketAddress, backlog: Int32 = 4096, reusePort: Bool = false) throws(IOError) -> Socket {
+        let fd = try bindListener(on: address, backlog: backlog, reusePort: reusePort)
+        guard let s = Socket(fd: fd) else { throw .errno(EBADF) }
+        return s
+    }
+
+    /// A bound, listening, non-blocking socket's fd, not registered with any loop (the supervisor
+    /// binds them for its workers).
+    public static func bindListener(on address: SocketAddress, backlog: Int32 = 4096, reusePort: Bool = false) throws(IOError) -> Int32 {
         let fd = socket(address.family == .v4 ? AF_INET : AF_INET6, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .errno(errno) }
         var one: Int32 = 1
@@ -21,20 +29,22 @@ public enum TCP {
             Glibc.close(fd)
             throw .errno(e)
         }
-        guard let s = Socket(fd: fd) else { throw .errno(EBADF) }
-        return s
+        return fd
     }
 
-    /// The address a socket is bound to (to learn the port after binding port 0).
-    public static func localAddress(of socket: Socket) -> SocketAddress? {
+    /// The address a listening fd is bound to.
+    public static func localAddress(ofFD fd: Int32) -> SocketAddress? {
         var storage = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let rc = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket.fd, $0, &len) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
         }
         guard rc == 0 else { return nil }
         return withUnsafeBytes(of: &storage) { SocketAddress.from(storage: $0.baseAddress!) }
     }
+
+    /// The address a socket is bound to (to learn the port after binding port 0).
+    public static func localAddress(of socket: Socket) -> SocketAddress? { localAddress(ofFD: socket.fd) }
 
     /// One accepted connection: its fd and the peer's address (not yet registered with the loop).
     public struct Accepted {

@@ -37,6 +37,12 @@ struct Gatehouse: ParsableCommand {
     @Option(name: .customLong("log-level"), help: "Override the log level.")
     var logLevel: String?
 
+    @Option(name: .customLong("workers"), help: "Worker processes: a number, or auto (one per usable CPU); overrides `workers` in the file.")
+    var workers: String?
+
+    @Option(name: .customLong("worker-slot"), help: .private)
+    var workerSlot: Int?
+
     @Flag(name: .customLong("version"), help: "Print versions and exit.")
     var version = false
 
@@ -81,18 +87,53 @@ struct Gatehouse: ParsableCommand {
         }
         LoggingSystem.bootstrap { _ in ErrorLogHandler(fd: logFD, level: level) }
         let logger = Logger(label: "gatehouse")
+        let count = try workerCount(configuration)
+        if workerSlot == nil && count > 1 {
+            do {
+                try Supervisor(configuration: configuration, workers: count, arguments: CommandLine.arguments, logger: logger).run()
+            } catch {
+                writeLine(2, "gatehouse: \(error)")
+                throw ExitCode(1)
+            }
+            writeLine(1, "gatehouse: stopped")
+            return
+        }
+        var inherited: ProxyServer.Inherited?
+        if workerSlot != nil {
+            guard WorkerHandover.followSupervisor(), let i = WorkerHandover.inherited() else {
+                writeLine(2, "gatehouse: --worker-slot is for the supervisor's workers")
+                throw ExitCode(1)
+            }
+            inherited = i
+        }
         let server: ProxyServer
         do {
-            server = try ProxyServer(config: configuration, logger: logger)
+            server = try ProxyServer(config: configuration, logger: logger, inherited: inherited)
         } catch {
             writeLine(2, "gatehouse: \(error)")
             throw ExitCode(1)
+        }
+        if inherited != nil {
+            server.run()  // a worker: the supervisor told where it listens, and tells when it stops
+            return
         }
         for (kind, address) in server.boundAddresses {
             writeLine(1, "gatehouse: \(kind) listening on \(address)")
         }
         server.run()
         writeLine(1, "gatehouse: stopped")
+    }
+
+    /// `--workers`, else the file's `workers`; auto is one per CPU this process may use.
+    func workerCount(_ c: Configuration) throws -> Int {
+        var n = c.workers
+        if let w = workers {
+            if w == "auto" { n = 0 } else {
+                guard let v = Int(w), v >= 1, v <= 256 else { throw ValidationError("--workers \(w): expected 1 to 256, or auto") }
+                n = v
+            }
+        }
+        return n == 0 ? usableCPUs() : n
     }
 
     func loadConfiguration() throws -> Configuration {

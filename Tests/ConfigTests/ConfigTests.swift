@@ -31,7 +31,11 @@ struct ConfigTests {
         #expect(c.servers[0].listen[0].address.host == "0.0.0.0")
         #expect(c.requestBuffer == 64 * 1024 && c.responseBuffer == 256 * 1024)
         #expect(c.limits.bufferMemory == 64 << 20 && c.limits.minRate == 240 && c.limits.minRateGrace == 5_000_000_000)
-        #expect(c.errorLog == "stderr" && c.metrics == HostPort(host: "127.0.0.1", port: 9101))
+        #expect(c.errorLog == "stderr" && c.metrics == HostPort(host: "127.0.0.1", port: 9101) && c.workers == 1)
+        let w = try ConfigLoader.load(text: "workers 4;\nbackend b { server 10.0.0.1:80; }\nserver { listen *:0; proxy_pass b; }", file: "x.conf")
+        #expect(w.workers == 4)
+        let auto = try ConfigLoader.load(text: "workers auto;\nbackend b { server 10.0.0.1:80; }\nserver { listen *:0; proxy_pass b; }", file: "x.conf")
+        #expect(auto.workers == 0)
     }
 
     @Test("buffering and the minimum rate are read from the file")
@@ -71,6 +75,8 @@ struct ConfigTests {
         ("limits {\n buffer_memory 64k;\n}\n", 2, "buffer_memory", "at least 1m"),
         ("limits {\n min_rate fast;\n}\n", 2, "min_rate", "invalid number"),
         ("\nerror_log logs/error.log;\n", 2, "error_log", "expected stderr or an absolute path, got \"logs/error.log\""),
+        ("workers 0;\n", 1, "workers", "from 1 to 256, or auto"),
+        ("workers many;\n", 1, "workers", "from 1 to 256, or auto"),
     ]
 
     @Test("errors name file, line and directive", arguments: bad)

@@ -21,6 +21,18 @@ int gh_heap_trim(void);
 int gh_unsent_bytes(int fd);
 /// Blocks SIGTERM, SIGINT and SIGHUP and returns a non-blocking signalfd that reports them; SIGPIPE is ignored.
 int gh_signalfd_open(void);
+/// Starts `path` with `argv` and `envp`, every signal unblocked and at its default, and each
+/// fds[i] duplicated to targets[i] (where it is not closed on exec). Returns the pid, or -errno.
+/// posix_spawn, not fork: a Swift process may have threads of its runtime.
+int gh_spawn(const char *path, char *const argv[], char *const envp[], const int *fds, const int *targets, int n);
+/// The supervisor's signals: blocks CHLD, TERM, INT, HUP and QUIT and returns a blocking
+/// signalfd that reports them; SIGPIPE is ignored.
+int gh_supervisor_signalfd(void);
+/// CPUs this process may run on (its affinity mask); at least 1.
+int gh_usable_cpus(void);
+/// Asks for SIGTERM when the parent process dies: 0, or -1 when `parent` is already gone.
+int gh_die_with_parent(int parent);
+
 /// The address of the Swift concurrency runtime's `swift_task_enqueueGlobal_hook` variable.
 void **gh_enqueue_global_hook(void);
 

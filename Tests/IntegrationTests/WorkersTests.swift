@@ -1,0 +1,128 @@
+import Foundation
+import Glibc
+import Testing
+
+/// `workers N` (issue 8): a supervisor that binds the listeners and runs N one-thread workers on
+/// them, replaces a worker that dies, and drains them all on SIGTERM.
+@Suite("Workers", .serialized)
+struct WorkersTests {
+    /// The pids whose parent is `parent` (from /proc/PID/stat).
+    static func children(of parent: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { Int32($0) }.filter { pid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && Int32(fields[1]) == parent
+        }.sorted()
+    }
+
+    static func threads(_ pid: Int32) -> Int {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []).count
+    }
+
+    /// The client ports of the connections `pid` has accepted on `port` (its socket inodes matched
+    /// against /proc/net/tcp).
+    static func clientPorts(of pid: Int32, on port: UInt16) -> Set<UInt16> {
+        let fdDir = "/proc/\(pid)/fd"
+        var inodes = Set<String>()
+        for fd in (try? FileManager.default.contentsOfDirectory(atPath: fdDir)) ?? [] {
+            if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(fdDir)/\(fd)"), target.hasPrefix("socket:[") {
+                inodes.insert(String(target.dropFirst(8).dropLast()))
+            }
+        }
+        var ports = Set<UInt16>()
+        // Read to the end: a /proc file says it is empty, and is longer than one page here.
+        let table = FileHandle(forReadingAtPath: "/proc/net/tcp").map { String(decoding: $0.readDataToEndOfFile(), as: UTF8.self) } ?? ""
+        for line in table.split(separator: "\n").dropFirst() {
+            let f = line.split(separator: " ")
+            guard f.count > 9, f[3] == "01", inodes.contains(String(f[9])),
+                  let local = UInt16(f[1].split(separator: ":")[1], radix: 16), local == port,
+                  let remote = UInt16(f[2].split(separator: ":")[1], radix: 16) else { continue }
+            ports.insert(remote)
+        }
+        return ports
+    }
+
+    static func localPort(_ c: Conn) -> UInt16 {
+        var a = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(c.fd, $0, &len) } }
+        return UInt16(bigEndian: a.sin_port)
+    }
+
+    private func eventually(_ seconds: Double, _ body: () throws -> Bool) rethrows -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if try body() { return true }
+            usleep(20_000)
+        }
+        return try body()
+    }
+
+    @Test("workers 2: one thread each, connections spread over both, a killed worker replaced within 1 s while the other's clients carry on, SIGTERM drains all")
+    func twoWorkers() throws {
+        let be = try DemoBackend()
+        let log = NSTemporaryDirectory() + "gatehouse-workers-\(UUID().uuidString).log"
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [be.port], top: "workers 2;\nerror_log \(log);"))
+        let supervisor = gh.child.pid
+        #expect(try eventually(3) { Self.children(of: supervisor).count == 2 })
+        let workers = Self.children(of: supervisor)
+        try #require(workers.count == 2)
+        #expect(Self.threads(supervisor) == 1)
+        for w in workers { #expect(Self.threads(w) == 1, "worker \(w) has \(Self.threads(w)) threads") }
+
+        var conns: [Conn] = []
+        for i in 0..<100 {
+            let c = try Conn(port: gh.port)
+            try c.send("GET /c\(i) HTTP/1.1\r\nHost: t\r\n\r\n")
+            #expect(try c.readResponse().status == 200)
+            conns.append(c)
+        }
+        let a = Self.clientPorts(of: workers[0], on: gh.port), b = Self.clientPorts(of: workers[1], on: gh.port)
+        #expect(a.count + b.count == 100, "\(a.count) + \(b.count)")
+        #expect(a.count >= 25 && b.count >= 25, "SO_REUSEPORT spreads connections: \(a.count) / \(b.count)")
+
+        kill(workers[0], SIGKILL)
+        #expect(try eventually(1) { let now = Self.children(of: supervisor); return now.count == 2 && !now.contains(workers[0]) },
+                "replaced within 1 s: \(Self.children(of: supervisor))")
+        let logged = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(logged.contains("[error] worker 0 (pid \(workers[0])) was killed by signal 9 (Killed); starting another"), "\(logged)")
+        var survivors = 0, lost = 0
+        for (i, c) in conns.enumerated() {
+            let port = Self.localPort(c)
+            let ok = (try? c.send("GET /again\(i) HTTP/1.1\r\nHost: t\r\n\r\n")) != nil && (try? c.readResponse())?.status == 200
+            if b.contains(port) {
+                #expect(ok, "a client of the surviving worker lost its connection")
+                survivors += ok ? 1 : 0
+            } else {
+                lost += ok ? 0 : 1
+            }
+        }
+        #expect(survivors == b.count && lost == a.count)
+        for i in 0..<20 { #expect(try HTTP.get(port: gh.port, "/new\(i)").status == 200) }
+        let replacement = Self.children(of: supervisor)
+        for w in replacement { #expect(Self.threads(w) == 1) }
+
+        gh.child.signal(SIGTERM)
+        #expect(gh.child.waitExit(timeout: 10) == 0)
+        for w in replacement { #expect(kill(w, 0) != 0, "worker \(w) outlived the supervisor") }
+    }
+
+    @Test("--workers auto starts one worker per usable CPU; workers 1 runs in one process, as before")
+    func autoAndOne() throws {
+        let be = try DemoBackend()
+        let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let one = try GatehouseProcess(config: GatehouseProcess.config(backends: [be.port], top: "workers 1;"))
+        #expect(try HTTP.get(port: one.port, "/").status == 200)
+        #expect(Self.children(of: one.child.pid).isEmpty)
+        let auto = try GatehouseProcess(config: GatehouseProcess.config(backends: [be.port], top: "workers auto;"))
+        if cpus > 1 {
+            #expect(try eventually(3) { Self.children(of: auto.child.pid).count == cpus })
+        } else {
+            #expect(Self.children(of: auto.child.pid).isEmpty)
+        }
+        #expect(try HTTP.get(port: auto.port, "/").status == 200)
+    }
+}
