@@ -7,10 +7,10 @@ import Logging
 public struct ErrorLogHandler: LogHandler {
     public var logLevel: Logger.Level
     public var metadata: Logger.Metadata = [:]
-    private let fd: Int32
+    private let target: LogTarget
 
-    public init(fd: Int32, level: Logger.Level) {
-        self.fd = fd
+    public init(target: LogTarget, level: Logger.Level) {
+        self.target = target
         logLevel = level
     }
 
@@ -39,7 +39,7 @@ public struct ErrorLogHandler: LogHandler {
         var bytes = Array(line.utf8)
         var off = 0
         while off < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
+            let n = bytes.withUnsafeMutableBytes { Glibc.write(target.fd, $0.baseAddress! + off, $0.count - off) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return }  // a log that cannot be written must not stop the proxy
             off += n
@@ -57,5 +57,43 @@ public struct ErrorLogHandler: LogHandler {
         let ms = Int(ts.tv_nsec / 1_000_000)
         let msText = ms < 10 ? "00\(ms)" : ms < 100 ? "0\(ms)" : "\(ms)"
         return "\(tm.tm_year + 1900)-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday))T\(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec)).\(msText)Z"
+    }
+}
+
+/// Where log lines go: stderr, or a file that SIGUSR1 reopens by its path (after logrotate moved
+/// it away), as nginx's `-s reopen`. One thread: the swap needs no lock.
+public final class LogTarget: @unchecked Sendable {
+    public private(set) var fd: Int32
+    public let path: String?
+
+    /// stderr.
+    public init() {
+        fd = 2
+        path = nil
+    }
+
+    /// `path` opened for appending; fails with the errno.
+    public init(path: String) throws(ErrorLogHandler.Errno) {
+        switch ErrorLogHandler.open(path: path) {
+        case .success(let fd): self.fd = fd
+        case .failure(let e): throw e
+        }
+        self.path = path
+    }
+
+    /// Opens the path again and writes there from now on; the old file keeps what it has.
+    /// Nil on success, else why (the old file is kept).
+    @discardableResult
+    public func reopen() -> ErrorLogHandler.Errno? {
+        guard let path else { return nil }
+        switch ErrorLogHandler.open(path: path) {
+        case .success(let new):
+            let old = fd
+            fd = new
+            close(old)
+            return nil
+        case .failure(let e):
+            return e
+        }
     }
 }

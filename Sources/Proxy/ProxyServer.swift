@@ -37,6 +37,9 @@ public final class ProxyServer: @unchecked Sendable {
         }
     }
 
+    /// Called on SIGUSR1 (logrotate): reopens the log files.
+    public var reopenLogs: () -> Void = {}
+
     public init(config: Configuration, logger: Logger, inherited: Inherited? = nil) throws {
         self.logger = logger
         raiseOpenFileLimit()
@@ -127,6 +130,10 @@ public final class ProxyServer: @unchecked Sendable {
     public func run() {
         signals = SignalWatcher { [unowned self] sig in
             if sig == SIGHUP { return }
+            if sig == SIGUSR1 {
+                self.reopenLogs()
+                return
+            }
             self.logger.info("signal \(sig): draining")
             spawnOnLoop { await self.drain() }
         }

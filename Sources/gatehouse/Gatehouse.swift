@@ -47,6 +47,10 @@ struct Gatehouse: ParsableCommand {
     var version = false
 
     mutating func run() throws {
+        // Before anything can write to a closed pipe or be stopped by a terminal's Ctrl-\ (a
+        // supervisor handles SIGQUIT itself, and its workers must not dump core on it).
+        signal(SIGPIPE, SIG_IGN)
+        if workerSlot != nil { signal(SIGQUIT, SIG_IGN) }
         if version {
             writeLine(1, "gatehouse \(BuildInfo.version) (\(BuildInfo.openSSL))")
             return
@@ -76,21 +80,20 @@ struct Gatehouse: ParsableCommand {
             return
         }
         let level = Logger.Level(rawValue: logLevel ?? configuration.logLevel) ?? .info
-        var logFD: Int32 = 2
+        var target = LogTarget()
         if configuration.errorLog != "stderr" {
-            switch ErrorLogHandler.open(path: configuration.errorLog) {
-            case .success(let fd): logFD = fd
-            case .failure(let e):
-                writeLine(2, "gatehouse: error_log \(configuration.errorLog): \(e)")
+            do { target = try LogTarget(path: configuration.errorLog) } catch {
+                writeLine(2, "gatehouse: error_log \(configuration.errorLog): \(error)")
                 throw ExitCode(1)
             }
         }
-        LoggingSystem.bootstrap { _ in ErrorLogHandler(fd: logFD, level: level) }
+        let logTarget = target
+        LoggingSystem.bootstrap { _ in ErrorLogHandler(target: logTarget, level: level) }
         let logger = Logger(label: "gatehouse")
         let count = try workerCount(configuration)
         if workerSlot == nil && count > 1 {
             do {
-                try Supervisor(configuration: configuration, workers: count, arguments: CommandLine.arguments, logger: logger).run()
+                try Supervisor(configuration: configuration, workers: count, arguments: CommandLine.arguments, logger: logger, log: logTarget).run()
             } catch {
                 writeLine(2, "gatehouse: \(error)")
                 throw ExitCode(1)
@@ -104,6 +107,10 @@ struct Gatehouse: ParsableCommand {
                 writeLine(2, "gatehouse: --worker-slot is for the supervisor's workers")
                 throw ExitCode(1)
             }
+            if let why = WorkerHandover.mismatch(configuration, i) {
+                logger.error("worker \(workerSlot!): \(why): the config changed since the supervisor started (reloading is not supported yet); restart gatehouse")
+                throw ExitCode(Supervisor.configChanged)
+            }
             inherited = i
         }
         let server: ProxyServer
@@ -113,6 +120,7 @@ struct Gatehouse: ParsableCommand {
             writeLine(2, "gatehouse: \(error)")
             throw ExitCode(1)
         }
+        server.reopenLogs = { Self.reopen(logTarget, logger) }
         if inherited != nil {
             server.run()  // a worker: the supervisor told where it listens, and tells when it stops
             return
@@ -122,6 +130,14 @@ struct Gatehouse: ParsableCommand {
         }
         server.run()
         writeLine(1, "gatehouse: stopped")
+    }
+
+    static func reopen(_ target: LogTarget, _ logger: Logger) {
+        if let e = target.reopen() {
+            logger.error("SIGUSR1: cannot reopen error_log \(target.path ?? "-"): \(e); still writing to the old file")
+        } else {
+            logger.notice("SIGUSR1: error_log reopened")
+        }
     }
 
     /// `--workers`, else the file's `workers`; auto is one per CPU this process may use.

@@ -19,12 +19,17 @@ struct Supervisor {
     let workers: Int
     let arguments: [String]
     let logger: Logger
+    let log: LogTarget
 
-    /// Where a worker finds what it inherited: descriptors start here.
-    static let firstFD: Int32 = 64
+
+    /// A worker's exit status when the sockets it was handed are not its config's (EX_CONFIG):
+    /// starting it again cannot help.
+    static let configChanged: Int32 = 78
 
     private final class Slot {
         let index: Int
+        /// Its worker cannot run with this supervisor's sockets: not started again.
+        var retired = false
         var pid: Int32 = 0
         var startedAt: UInt64 = 0
         var backoff: UInt64 = 100_000_000
@@ -37,14 +42,19 @@ struct Supervisor {
     func run() throws {
         let sfd = gh_supervisor_signalfd()
         guard sfd >= 0 else { throw Failure("cannot block signals for the supervisor") }
-        let (perSlot, metricsFD, bound) = try bindAll()
+        raiseOpenFileLimit()
+        var (perSlot, metricsFD, bound) = try bindAll()
         for (kind, address) in bound { writeLine(1, "gatehouse: \(kind) listening on \(address)") }
+        // A worker's descriptors are numbered above every one handed over, so no dup2 of the
+        // spawn overwrites a socket another is still to be copied from.
+        let firstTarget = (perSlot.flatMap { $0 } + (metricsFD.map { [$0] } ?? [])).max().map { $0 + 1 } ?? 3
         let slots = (0..<workers).map { Slot(index: $0) }
-        for s in slots { spawn(s, perSlot[s.index], metrics: s.index == 0 ? metricsFD : nil) }
+        func start(_ s: Slot) { spawn(s, perSlot[s.index], metrics: s.index == 0 ? metricsFD : nil, firstTarget: firstTarget) }
+        for s in slots { start(s) }
         var stopping = false
         while true {
             let now = monotonicNanos()
-            let due = slots.filter { $0.pid == 0 && !stopping }.map(\.restartAt).min()
+            let due = slots.filter { $0.pid == 0 && !$0.retired && !stopping }.map(\.restartAt).min()
             let timeout = due.map { Int32(clamping: ($0 > now ? $0 - now : 0) / 1_000_000 + 1) } ?? -1
             var p = pollfd(fd: sfd, events: Int16(POLLIN), revents: 0)
             _ = poll(&p, 1, timeout)
@@ -53,15 +63,32 @@ struct Supervisor {
                 let n = withUnsafeMutableBytes(of: &info) { read(sfd, $0.baseAddress, $0.count) }
                 if n == MemoryLayout<signalfd_siginfo>.size {
                     switch Int32(info.ssi_signo) {
-                    case SIGCHLD: reap(slots, stopping: stopping)
+                    case SIGCHLD:
+                        reap(slots, stopping: stopping)
+                        for s in slots where s.retired && !perSlot[s.index].isEmpty {
+                            // Its sockets closed, the kernel gives their share of new connections
+                            // to the other workers' sockets instead of queueing it for no one.
+                            for fd in perSlot[s.index] { close(fd) }
+                            perSlot[s.index] = []
+                        }
+                        if slots.allSatisfy(\.retired) {
+                            logger.critical("no worker can start with the sockets bound at start; stopping")
+                            closeListeners(perSlot, metricsFD)
+                            throw Failure("no worker could start: the config changed since gatehouse started")
+                        }
                     case SIGTERM, SIGINT:
                         if !stopping { logger.notice("signal \(info.ssi_signo): draining \(workers) workers") }
                         stopping = true
                         for s in slots where s.pid > 0 { kill(s.pid, SIGTERM) }
+                        closeListeners(perSlot, metricsFD)
                     case SIGQUIT:
                         logger.notice("signal \(info.ssi_signo): stopping \(workers) workers now")
                         stopping = true
                         for s in slots where s.pid > 0 { kill(s.pid, SIGKILL) }
+                        closeListeners(perSlot, metricsFD)
+                    case SIGUSR1:
+                        Gatehouse.reopen(log, logger)
+                        for s in slots where s.pid > 0 { kill(s.pid, SIGUSR1) }
                     case SIGHUP:
                         logger.warning("SIGHUP: reloading is not supported yet; nothing changed")
                     default: break
@@ -73,8 +100,14 @@ struct Supervisor {
                 continue
             }
             let t = monotonicNanos()
-            for s in slots where s.pid == 0 && s.restartAt <= t { spawn(s, perSlot[s.index], metrics: s.index == 0 ? metricsFD : nil) }
+            for s in slots where s.pid == 0 && !s.retired && s.restartAt <= t { start(s) }
         }
+    }
+
+    /// Stopping: the workers close theirs as they drain; with ours closed too, new connections
+    /// are refused at once instead of queueing where no one will accept them.
+    private func closeListeners(_ perSlot: [[Int32]], _ metrics: Int32?) {
+        for fd in perSlot.flatMap({ $0 }) + (metrics.map { [$0] } ?? []) { close(fd) }
     }
 
     /// Every listen address bound once per slot (SO_REUSEPORT; a port 0 becomes the port the first
@@ -86,6 +119,13 @@ struct Supervisor {
             for l in s.listen {
                 guard var addr = SocketAddress.resolve(host: l.address.host, port: l.address.port) else {
                     throw Failure("listen \(l.address): cannot resolve")
+                }
+                // The slots share the port by SO_REUSEPORT; that must not let this instance join
+                // another's port unless `listen ... reuseport` says so: a plain bind tries first.
+                if !l.reusePort {
+                    do { close(try TCP.bindListener(on: addr, backlog: 1)) } catch {
+                        throw Failure("cannot listen on \(l.address): \(ProxyServer.describe(error, reusePort: false))")
+                    }
                 }
                 for slot in 0..<workers {
                     let fd: Int32
@@ -109,9 +149,9 @@ struct Supervisor {
         return (perSlot, metricsFD, bound)
     }
 
-    private func spawn(_ slot: Slot, _ listeners: [Int32], metrics: Int32?) {
+    private func spawn(_ slot: Slot, _ listeners: [Int32], metrics: Int32?, firstTarget: Int32) {
         let fds = listeners + (metrics.map { [$0] } ?? [])
-        let targets = fds.indices.map { Self.firstFD + Int32($0) }
+        let targets = fds.indices.map { firstTarget + Int32($0) }
         let listenTargets = targets.prefix(listeners.count).map(String.init).joined(separator: ",")
         var env = ProcessEnvironment.current.filter { !$0.hasPrefix("GATEHOUSE_WORKER_") }
         env.append("GATEHOUSE_WORKER_LISTEN_FDS=\(listenTargets)")
@@ -143,6 +183,11 @@ struct Supervisor {
                 logger.info("worker \(s.index) (pid \(pid)) \(why)")
                 continue
             }
+            if status & 0x7F == 0 && (status >> 8) & 0xFF == Self.configChanged {
+                s.retired = true
+                logger.critical("worker \(s.index) (pid \(pid)) cannot serve the sockets bound at start (see its line above); its share of the listeners is closed, \(slots.filter { !$0.retired }.count) workers serve on")
+                continue
+            }
             let ran = monotonicNanos() - s.startedAt
             if ran >= 10_000_000_000 { s.backoff = 100_000_000 }
             s.restartAt = monotonicNanos() + (ran >= 10_000_000_000 ? 0 : s.backoff)
@@ -165,6 +210,23 @@ struct Supervisor {
 
 /// What a worker was handed: read from the environment the supervisor set.
 enum WorkerHandover {
+    /// Each handed-over socket must be bound where the worker's reading of the config says (the
+    /// file is read again by every worker that starts, and may have changed since the supervisor
+    /// bound the sockets); nil when it is, else what differs.
+    static func mismatch(_ c: Configuration, _ h: ProxyServer.Inherited) -> String? {
+        let listens = c.servers.flatMap(\.listen)
+        guard listens.count == h.listeners.count else {
+            return "the config has \(listens.count) listen addresses, the supervisor bound \(h.listeners.count)"
+        }
+        for (l, fd) in zip(listens, h.listeners) {
+            guard let bound = TCP.localAddress(ofFD: fd), let want = SocketAddress.resolve(host: l.address.host, port: bound.port),
+                  l.address.port == 0 || l.address.port == bound.port, want.description == bound.description else {
+                return "listen \(l.address) is not where the supervisor bound it (\(TCP.localAddress(ofFD: fd)?.description ?? "?"))"
+            }
+        }
+        return nil
+    }
+
     static func inherited() -> ProxyServer.Inherited? {
         let env = ProcessEnvironment.current
         func value(_ key: String) -> String? {

@@ -55,6 +55,38 @@ struct ErrorLogTests {
         #expect(up.first?.contains("[notice] server 127.0.0.1:\(port) (backend b) is back in rotation") == true, "\(up)")
     }
 
+    @Test("SIGUSR1 reopens error_log after logrotate moved it away, in one process and through a supervisor to its workers",
+          arguments: ["", "workers 2;"])
+    func reopen(_ workers: String) throws {
+        let log = LogFile()
+        let rotated = log.path + ".1"
+        defer { try? FileManager.default.removeItem(atPath: rotated) }
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [1], backendExtra: "max_fails 1000000;",
+                                                                       top: "error_log \(log.path);\n\(workers)"))
+        #expect(try HTTP.get(port: gh.port, "/before").status == 502)
+        #expect(log.lines(containing: "upstream connect failed").count == 1)
+        try FileManager.default.moveItem(atPath: log.path, toPath: rotated)
+        gh.child.signal(SIGUSR1)
+        // The reopen happens on the loop(s); a request made after it lands in the new file.
+        var moved = false
+        for i in 0..<50 where !moved {
+            usleep(50_000)
+            #expect(try HTTP.get(port: gh.port, "/after\(i)").status == 502)
+            moved = !log.lines(containing: "upstream connect failed").isEmpty
+        }
+        #expect(moved, "nothing written to the reopened error_log")
+        // Once every loop has had its turn, every line goes to the new file.
+        usleep(300_000)
+        for i in 0..<6 {
+            let r = try HTTP.request(port: gh.port, "GET / HTTP/1.1\r\nHost: t\r\nX-Request-ID: late-\(i)\r\nConnection: close\r\n\r\n")
+            #expect(r.status == 502)
+        }
+        let old = (try? String(contentsOfFile: rotated, encoding: .utf8)) ?? ""
+        #expect(old.contains("upstream connect failed"), "the rotated file keeps what it had")
+        #expect(!old.contains("request late-"), "lines after the reopen went to the rotated file")
+        #expect(log.lines(containing: "request late-").count == 6, "\(log.lines)")
+    }
+
     @Test("reaching max_connections writes one line per pause, however long it lasts")
     func connectionLimit() throws {
         let log = LogFile()

@@ -17,6 +17,14 @@ struct WorkersTests {
         }.sorted()
     }
 
+    /// The slot a worker was started for (its `--worker-slot`).
+    static func slot(_ pid: Int32) -> Int? {
+        guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
+        let args = raw.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        guard let i = args.firstIndex(of: "--worker-slot"), i + 1 < args.count else { return nil }
+        return Int(args[i + 1])
+    }
+
     static func threads(_ pid: Int32) -> Int {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []).count
     }
@@ -68,10 +76,9 @@ struct WorkersTests {
         let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [be.port], top: "workers 2;\nerror_log \(log);"))
         let supervisor = gh.child.pid
         #expect(try eventually(3) { Self.children(of: supervisor).count == 2 })
-        let workers = Self.children(of: supervisor)
+        let workers = Self.children(of: supervisor).sorted { (Self.slot($0) ?? 9) < (Self.slot($1) ?? 9) }
         try #require(workers.count == 2)
-        #expect(Self.threads(supervisor) == 1)
-        for w in workers { #expect(Self.threads(w) == 1, "worker \(w) has \(Self.threads(w)) threads") }
+        #expect(workers.map(Self.slot) == [0, 1])
 
         var conns: [Conn] = []
         for i in 0..<100 {
@@ -80,6 +87,9 @@ struct WorkersTests {
             #expect(try c.readResponse().status == 200)
             conns.append(c)
         }
+        // Counted once each has served: every thread its runtime would start has started by now.
+        #expect(Self.threads(supervisor) == 1)
+        for w in workers { #expect(Self.threads(w) == 1, "worker \(w) has \(Self.threads(w)) threads") }
         let a = Self.clientPorts(of: workers[0], on: gh.port), b = Self.clientPorts(of: workers[1], on: gh.port)
         #expect(a.count + b.count == 100, "\(a.count) + \(b.count)")
         #expect(a.count >= 25 && b.count >= 25, "SO_REUSEPORT spreads connections: \(a.count) / \(b.count)")
@@ -105,15 +115,51 @@ struct WorkersTests {
         let replacement = Self.children(of: supervisor)
         for w in replacement { #expect(Self.threads(w) == 1) }
 
+        // SIGTERM drains: a request in flight on a slow backend still gets its answer, and new
+        // connections are refused at once.
+        let slow = try Conn(port: gh.port)
+        try slow.send("GET /?delay_ms=600 HTTP/1.1\r\nHost: t\r\n\r\n")
+        usleep(100_000)
         gh.child.signal(SIGTERM)
+        #expect(try slow.readResponse().status == 200)
         #expect(gh.child.waitExit(timeout: 10) == 0)
         for w in replacement { #expect(kill(w, 0) != 0, "worker \(w) outlived the supervisor") }
+        #expect(throws: (any Error).self) { _ = try Conn(port: gh.port) }
+    }
+
+    @Test("a second instance cannot join the port; a worker that finds its listen addresses changed in the file refuses to start, and says why")
+    func guards() throws {
+        let be = try DemoBackend()
+        let log = NSTemporaryDirectory() + "gatehouse-workers-\(UUID().uuidString).log"
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [be.port], top: "workers 2;\nerror_log \(log);"))
+        let second = try sh("\(binDir)/gatehouse --listen 127.0.0.1:\(gh.port) --backend 127.0.0.1:\(be.port) --metrics off --workers 2 2>&1; echo status=$?")
+        #expect(second.output.contains("address already in use") && second.output.contains("status=1"), "\(second.output)")
+
+        let text = try String(contentsOfFile: gh.configPath, encoding: .utf8)
+        try text.replacingOccurrences(of: "listen 127.0.0.1:0;", with: "listen 127.0.0.1:1;").write(toFile: gh.configPath, atomically: true, encoding: .utf8)
+        #expect(try eventually(3) { Self.children(of: gh.child.pid).count == 2 })
+        let victim = Self.children(of: gh.child.pid)[0]
+        kill(victim, SIGKILL)
+        let refused = try eventually(3) {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("listen 127.0.0.1:1 is not where the supervisor bound it")
+        }
+        #expect(refused, "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        // Its sockets are closed: every new connection goes to the other worker.
+        #expect(try eventually(3) { Self.children(of: gh.child.pid).count == 1 })
+        usleep(100_000)
+        for i in 0..<20 {
+            let c = try Conn(port: gh.port, timeout: 3)
+            try c.send("GET /still\(i) HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            #expect(try c.readResponse().status == 200)
+        }
+        #expect(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("its share of the listeners is closed, 1 workers serve on"))
     }
 
     @Test("--workers auto starts one worker per usable CPU; workers 1 runs in one process, as before")
     func autoAndOne() throws {
         let be = try DemoBackend()
-        let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let cpus = Int(try sh("nproc").output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 1  // the affinity mask, as auto
         let one = try GatehouseProcess(config: GatehouseProcess.config(backends: [be.port], top: "workers 1;"))
         #expect(try HTTP.get(port: one.port, "/").status == 200)
         #expect(Self.children(of: one.child.pid).isEmpty)

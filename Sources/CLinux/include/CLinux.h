@@ -19,13 +19,13 @@ void gh_heap_stats(uint64_t *in_use, uint64_t *free_bytes);
 int gh_heap_trim(void);
 /// Bytes in a socket's send queue the peer has not acknowledged yet (SIOCOUTQ); -1 on error.
 int gh_unsent_bytes(int fd);
-/// Blocks SIGTERM, SIGINT and SIGHUP and returns a non-blocking signalfd that reports them; SIGPIPE is ignored.
+/// Blocks SIGTERM, SIGINT, SIGHUP and SIGUSR1 and returns a non-blocking signalfd that reports them; SIGPIPE is ignored.
 int gh_signalfd_open(void);
 /// Starts `path` with `argv` and `envp`, every signal unblocked and at its default, and each
 /// fds[i] duplicated to targets[i] (where it is not closed on exec). Returns the pid, or -errno.
 /// posix_spawn, not fork: a Swift process may have threads of its runtime.
 int gh_spawn(const char *path, char *const argv[], char *const envp[], const int *fds, const int *targets, int n);
-/// The supervisor's signals: blocks CHLD, TERM, INT, HUP and QUIT and returns a blocking
+/// The supervisor's signals: blocks CHLD, TERM, INT, HUP, QUIT and USR1 and returns a blocking
 /// signalfd that reports them; SIGPIPE is ignored.
 int gh_supervisor_signalfd(void);
 /// CPUs this process may run on (its affinity mask); at least 1.
