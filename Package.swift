@@ -11,7 +11,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
-        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
     ],
     targets: [
         // Linux headers Swift's Glibc module lacks (epoll, signalfd, timerfd, eventfd, accept4, mallinfo2).
@@ -29,12 +28,11 @@ let package = Package(
         .target(name: "Config"),
         // TLS termination on the loop: contexts from the config, non-blocking streams.
         .target(name: "TLS", dependencies: ["Runtime", "Config", "COpenSSL", "CTLSShim"]),
-        .target(name: "Telemetry", dependencies: [.product(name: "Prometheus", package: "swift-prometheus")]),
+        .target(name: "Telemetry"),
         .target(
             name: "Proxy",
             dependencies: [
                 "Runtime", "HTTP1", "Config", "Telemetry", "TLS", "CLinux",
-                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

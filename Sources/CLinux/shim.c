@@ -3,6 +3,8 @@
 #include <string.h>
 #include <spawn.h>
 #include <sched.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <sys/prctl.h>
 
 int gh_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
@@ -85,4 +87,14 @@ int gh_usable_cpus(void) {
     if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
+}
+
+int gh_memfd(const char *name, uint64_t size) {
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0) return -1;
+    if (ftruncate(fd, (off_t)size) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }

@@ -1,5 +1,4 @@
 import Glibc
-import Prometheus
 import Runtime
 import Telemetry
 import TLS
@@ -75,7 +74,7 @@ final class ProxyMetrics: @unchecked Sendable {
                 return (r.gauge("gatehouse_upstream_connections", "Upstream connections by state.", l + [("state", "active")]),
                         r.gauge("gatehouse_upstream_connections", "Upstream connections by state.", l + [("state", "idle")]),
                         r.gauge("gatehouse_upstream_idle_target", "Idle connections the pool keeps when all come back: recent peak demand, decaying, at most max_idle.", l),
-                        r.gauge("gatehouse_upstream_server_up", "1 while passive health keeps the server in rotation.", l),
+                        r.gauge("gatehouse_upstream_server_up", "1 while passive health keeps the server in rotation (with workers: in every worker).", l, across: .min),
                         r.counter("gatehouse_upstream_connects_total", "Upstream connections opened.", l),
                         r.counter("gatehouse_upstream_connect_errors_total", "Upstream connects that failed.", l),
                         r.counter("gatehouse_upstream_failures_total", "Upstream failures counted by passive health.", l),
@@ -105,13 +104,14 @@ final class ProxyMetrics: @unchecked Sendable {
         bufferLimit = r.gauge("gatehouse_buffer_memory_limit_bytes", "limits.buffer_memory: beyond it no connection takes a second buffer (reads wait instead).")
         poolBytes = r.gauge("gatehouse_buffer_pool_bytes", "Bytes of free buffers cached for reuse.")
         fds = r.gauge("process_open_fds", "Number of open file descriptors: those open at start plus the loop's sockets.")
-        maxFDs = r.gauge("process_max_fds", "Maximum number of open file descriptors.")
+        maxFDs = r.gauge("process_max_fds", "Maximum number of open file descriptors (with workers: of one worker).", across: .max)
         threads = r.gauge("gatehouse_threads", "Threads in the process (one by design).")
         cpu = r.counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.")
         tls = TLSMetrics(registry: r, stats: ctx.tlsStats)
-        r.gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.").set(Self.wallClockSeconds())
+        r.gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds (with workers: the oldest live worker's).",
+                across: .min).set(Self.wallClockSeconds())
         r.gauge("gatehouse_build_info", "Always 1: the version of Gatehouse and of the OpenSSL library it runs with.",
-                [("version", BuildInfo.version), ("openssl", BuildInfo.openSSL)]).set(1.0 as Double)
+                [("version", BuildInfo.version), ("openssl", BuildInfo.openSSL)], across: .max).set(1)
         let lag = r.latency("gatehouse_loop_lag_seconds", "How late a timer due every 100 ms ran: how long ready work waited for the loop (under 1 ms reads as none; epoll's timeout is in milliseconds).")
         lagProbe = LagProbe(interval: 100_000_000) { nanos in lag.record(Double(nanos) * 1e-9) }
         ctx.onRequestDone = { [unowned self] group, status, nanos in
@@ -135,8 +135,65 @@ final class ProxyMetrics: @unchecked Sendable {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 
-    /// Reads every counter and process fact into the registry and renders the exposition text.
+    /// With workers: this worker's slot in the shared metrics memory, what its predecessors in
+    /// the slot counted (added to every counter and histogram, so no total ever goes down), and
+    /// a buffer for reading the other slots.
+    private var share: (slots: SharedSlots, slot: Int, count: Int, base: [Double])?
+
+    /// Joins the shared metrics of a supervisor's workers (before the loop runs).
+    func share(_ slots: SharedSlots, slot: Int) {
+        let n = registry.valueCount
+        guard n <= SharedSlots.capacity else { return }
+        var base = [Double](repeating: 0, count: n)
+        let had = base.withUnsafeMutableBufferPointer { slots.read(slot: slot, count: n, into: $0.baseAddress!) } != nil
+        if had {
+            for (i, m) in registry.monotonic.enumerated() where !m { base[i] = 0 }
+        } else {
+            base = []
+        }
+        share = (slots, slot, n, base)
+        publish()
+    }
+
+    /// Writes this worker's values to its slot (each second, and before a scrape it serves).
+    func publish() {
+        guard let s = share else { return }
+        refresh()
+        s.slots.publish(slot: s.slot, count: s.count) { p in
+            registry.snapshot(into: p)
+            for i in s.base.indices { p[i] += s.base[i] }
+        }
+    }
+
+    /// The exposition text: this process's values, or with workers the sums over every slot,
+    /// with `worker="<slot>"` series for the figures that matter per worker.
     func render() -> [UInt8] {
+        guard let s = share else {
+            refresh()
+            return registry.render()
+        }
+        publish()
+        let all = UnsafeMutablePointer<Double>.allocate(capacity: s.count * s.slots.slots)
+        defer { all.deallocate() }
+        var slots: [MetricsRegistry.Slot] = []
+        for i in 0..<s.slots.slots {
+            let p = all + i * s.count
+            if let alive = s.slots.read(slot: i, count: s.count, into: p) { slots.append(.init(index: i, values: UnsafePointer(p), alive: alive)) }
+        }
+        var text = registry.render(slots: slots, perWorker: Self.perWorker)
+        let live = slots.filter(\.alive).count
+        text += Array("# HELP gatehouse_workers Worker processes running.\n# TYPE gatehouse_workers gauge\ngatehouse_workers \(live)\n".utf8)
+        return text
+    }
+
+    static let perWorker: [(series: String, name: String, help: String, kind: MetricsRegistry.Kind)] = [
+        ("gatehouse_client_connections_open", "gatehouse_worker_client_connections", "Client connections open, by worker.", .gauge),
+        ("gatehouse_loop_busy_seconds_total", "gatehouse_worker_loop_busy_seconds_total", "Seconds each worker's loop worked (utilization = rate of this).", .counter),
+        ("process_resident_memory_bytes", "gatehouse_worker_resident_memory_bytes", "Resident memory of each worker.", .gauge),
+    ]
+
+    /// Reads every counter and process fact into the registry.
+    private func refresh() {
         let st = ctx.stats
         for p in ClientPhase.allCases { phases[p.rawValue].set(Double(st.clientPhases[p.rawValue])) }
         open.set(Double(st.clientConnections))
@@ -181,6 +238,5 @@ final class ProxyMetrics: @unchecked Sendable {
         threads.set(Double(ProcessStats.threadCount()))
         cpu.set(total: ProcessStats.cpuSeconds())
         tls.refresh()
-        return registry.render()
     }
 }

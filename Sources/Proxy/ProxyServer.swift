@@ -31,9 +31,12 @@ public final class ProxyServer: @unchecked Sendable {
     public struct Inherited: Sendable {
         public var listeners: [Int32]
         public var metrics: Int32?
-        public init(listeners: [Int32], metrics: Int32?) {
+        /// The shared metrics memory (`SharedSlots`): its fd, this worker's slot, how many slots.
+        public var share: (fd: Int32, slot: Int, slots: Int)?
+        public init(listeners: [Int32], metrics: Int32?, share: (fd: Int32, slot: Int, slots: Int)?) {
             self.listeners = listeners
             self.metrics = metrics
+            self.share = share
         }
     }
 
@@ -91,6 +94,7 @@ public final class ProxyServer: @unchecked Sendable {
             }
         }
         metrics.tls.contexts = tlsContexts
+        if let s = inherited?.share, let slots = SharedSlots(fd: s.fd, slots: s.slots) { metrics.share(slots, slot: s.slot) }
         // The subject header is the proxy's word on every listener, not only where it is set:
         // a plain listener in front of the same backend must not let a client write it.
         ctx.subjectHeaderLowercased = tlsContexts.first { $0.forwardsClientSubject }?.clientSubjectHeaderLowercased
@@ -143,10 +147,11 @@ public final class ProxyServer: @unchecked Sendable {
         if let m = metricsEndpoint {
             spawnOnLoop { await m.run() }
         }
-        spawnOnLoop { [ctx] in
+        spawnOnLoop { [ctx, metrics] in
             while true {
                 await sleep(until: EventLoop.shared.now + 1_000_000_000)
                 ctx.housekeeping()
+                metrics.publish()
             }
         }
         // Keys made at start are rotated; an operator's ticket_key_file is not.

@@ -52,18 +52,28 @@ public final class LoopHistogram {
         sum += value
     }
 
-    /// The `_bucket`, `_sum` and `_count` lines (the caller writes HELP and TYPE once per name).
-    func render(into out: inout String) {
-        var cumulative: UInt64 = 0
+    /// Its place in a registry's flat vector: a count per bucket (the last above every bound),
+    /// then the sum.
+    var valueCount: Int { boundCount + 2 }
+
+    func write(into p: UnsafeMutablePointer<Double>) {
+        for i in 0...boundCount { p[i] = Double(counts[i]) }
+        p[boundCount + 1] = sum
+    }
+
+    /// The `_bucket`, `_sum` and `_count` lines of `values` (laid out as `write` lays them; the
+    /// caller writes HELP and TYPE once per name).
+    func render(into out: inout String, values: UnsafePointer<Double>) {
+        var cumulative: Double = 0
         for i in 0...boundCount {
-            cumulative += counts[i]
+            cumulative += values[i]
             out += bucketPrefixes[i]
-            out += String(cumulative)
+            out += MetricsRegistry.format(cumulative)
             out += "\n"
         }
         let plain = labelPrefix.isEmpty ? "" : "{\(labelPrefix.dropLast())}"
-        out += "\(name)_sum\(plain) \(sum)\n"
-        out += "\(name)_count\(plain) \(cumulative)\n"
+        out += "\(name)_sum\(plain) \(values[boundCount + 1])\n"
+        out += "\(name)_count\(plain) \(MetricsRegistry.format(cumulative))\n"
     }
 
     /// Text as the format wants it: backslash and newline escaped, and double quote too in a

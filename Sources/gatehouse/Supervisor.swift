@@ -45,11 +45,16 @@ struct Supervisor {
         raiseOpenFileLimit()
         var (perSlot, metricsFD, bound) = try bindAll()
         for (kind, address) in bound { writeLine(1, "gatehouse: \(kind) listening on \(address)") }
+        // Every worker publishes its metrics in its slot of this shared memory; the one serving
+        // /metrics sums them. Ours to mark a slot dead when its worker exits.
+        guard let (shareFD, shared) = SharedSlots.create(slots: workers) else { throw Failure("cannot create the shared metrics memory") }
         // A worker's descriptors are numbered above every one handed over, so no dup2 of the
-        // spawn overwrites a socket another is still to be copied from.
-        let firstTarget = (perSlot.flatMap { $0 } + (metricsFD.map { [$0] } ?? [])).max().map { $0 + 1 } ?? 3
+        // spawn overwrites a descriptor another is still to be copied from.
+        let firstTarget = (perSlot.flatMap { $0 } + [shareFD] + (metricsFD.map { [$0] } ?? [])).max()! + 1
         let slots = (0..<workers).map { Slot(index: $0) }
-        func start(_ s: Slot) { spawn(s, perSlot[s.index], metrics: s.index == 0 ? metricsFD : nil, firstTarget: firstTarget) }
+        func start(_ s: Slot) {
+            spawn(s, perSlot[s.index], metrics: s.index == 0 ? metricsFD : nil, share: shareFD, firstTarget: firstTarget)
+        }
         for s in slots { start(s) }
         var stopping = false
         while true {
@@ -64,7 +69,7 @@ struct Supervisor {
                 if n == MemoryLayout<signalfd_siginfo>.size {
                     switch Int32(info.ssi_signo) {
                     case SIGCHLD:
-                        reap(slots, stopping: stopping)
+                        for dead in reap(slots, stopping: stopping) { shared.markDead(slot: dead) }
                         for s in slots where s.retired && !perSlot[s.index].isEmpty {
                             // Its sockets closed, the kernel gives their share of new connections
                             // to the other workers' sockets instead of queueing it for no one.
@@ -149,12 +154,13 @@ struct Supervisor {
         return (perSlot, metricsFD, bound)
     }
 
-    private func spawn(_ slot: Slot, _ listeners: [Int32], metrics: Int32?, firstTarget: Int32) {
-        let fds = listeners + (metrics.map { [$0] } ?? [])
+    private func spawn(_ slot: Slot, _ listeners: [Int32], metrics: Int32?, share: Int32, firstTarget: Int32) {
+        let fds = [share] + listeners + (metrics.map { [$0] } ?? [])
         let targets = fds.indices.map { firstTarget + Int32($0) }
-        let listenTargets = targets.prefix(listeners.count).map(String.init).joined(separator: ",")
+        let listenTargets = targets.dropFirst().prefix(listeners.count).map(String.init).joined(separator: ",")
         var env = ProcessEnvironment.current.filter { !$0.hasPrefix("GATEHOUSE_WORKER_") }
         env.append("GATEHOUSE_WORKER_LISTEN_FDS=\(listenTargets)")
+        env.append("GATEHOUSE_WORKER_SHARE=\(targets[0]),\(slot.index),\(workers)")
         if metrics != nil { env.append("GATEHOUSE_WORKER_METRICS_FD=\(targets.last!)") }
         env.append("GATEHOUSE_WORKER_SUPERVISOR=\(getpid())")
         let argv = arguments + ["--worker-slot", String(slot.index)]
@@ -171,13 +177,17 @@ struct Supervisor {
 
     /// Collects every worker that ended and plans its replacement: at once after a worker that ran
     /// 10 s or more, else after a delay that doubles up to 5 s (a worker that keeps crashing).
-    private func reap(_ slots: [Slot], stopping: Bool) {
+    /// Returns the slots whose worker ended.
+    @discardableResult
+    private func reap(_ slots: [Slot], stopping: Bool) -> [Int] {
+        var ended: [Int] = []
         while true {
             var status: Int32 = 0
             let pid = waitpid(-1, &status, WNOHANG)
-            guard pid > 0 else { return }
+            guard pid > 0 else { return ended }
             guard let s = slots.first(where: { $0.pid == pid }) else { continue }
             s.pid = 0
+            ended.append(s.index)
             let why = Self.describe(status)
             if stopping {
                 logger.info("worker \(s.index) (pid \(pid)) \(why)")
@@ -234,7 +244,9 @@ enum WorkerHandover {
         }
         guard let list = value("GATEHOUSE_WORKER_LISTEN_FDS") else { return nil }
         let fds = list.split(separator: ",").compactMap { Int32($0) }
-        return ProxyServer.Inherited(listeners: fds, metrics: value("GATEHOUSE_WORKER_METRICS_FD").flatMap { Int32($0) })
+        let share = value("GATEHOUSE_WORKER_SHARE").map { $0.split(separator: ",").compactMap { Int($0) } }
+        return ProxyServer.Inherited(listeners: fds, metrics: value("GATEHOUSE_WORKER_METRICS_FD").flatMap { Int32($0) },
+                                     share: share.flatMap { $0.count == 3 ? (Int32($0[0]), $0[1], $0[2]) : nil })
     }
 
     /// Ties this worker's life to its supervisor's: false when the supervisor is already gone.

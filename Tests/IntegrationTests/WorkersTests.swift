@@ -127,6 +127,46 @@ struct WorkersTests {
         #expect(throws: (any Error).self) { _ = try Conn(port: gh.port) }
     }
 
+    @Test("/metrics with workers: counters summed over every worker, never down across a worker's death; gauges over the live ones; per-worker series; promtool-clean")
+    func summedMetrics() throws {
+        let be = try DemoBackend()
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [be.port], top: "workers 2;"))
+        #expect(try eventually(3) { Self.children(of: gh.child.pid).count == 2 })
+        let ok = "gatehouse_requests_total{backend=\"b\",status_class=\"2xx\"}"
+        for i in 0..<60 { #expect(try HTTP.get(port: gh.port, "/m\(i)").status == 200) }
+        // Each worker publishes every second; the one serving /metrics at the scrape.
+        #expect(try eventually(3) { try gh.metric(ok) == 60 })
+        #expect(try gh.metric("gatehouse_workers") == 2)
+        let text = try gh.metrics()
+        #expect(text.contains("gatehouse_worker_client_connections{worker=\"0\"}") && text.contains("gatehouse_worker_client_connections{worker=\"1\"}"))
+        #expect(text.contains("gatehouse_worker_resident_memory_bytes{worker=\"1\"}"))
+        let r = try sh("curl -s http://127.0.0.1:\(gh.metricsPort)/metrics | promtool check metrics")
+        #expect(r.status == 0, "\(r.output)")
+        // Both workers served some: their per-worker busy time is not zero.
+        for w in ["0", "1"] { #expect(try gh.metric("gatehouse_worker_loop_busy_seconds_total{worker=\"\(w)\"}") > 0) }
+
+        // Open connections are a gauge: the sum of the live workers'.
+        var held: [Conn] = []
+        for i in 0..<10 {
+            let c = try Conn(port: gh.port)
+            try c.send("GET /h\(i) HTTP/1.1\r\nHost: t\r\n\r\n")
+            #expect(try c.readResponse().status == 200)
+            held.append(c)
+        }
+        #expect(try eventually(3) { try gh.metric("gatehouse_client_connections_open") == 10 })
+        #expect(try eventually(3) { try gh.metric(ok) == 70 })
+
+        // A worker dies: what it counted stays counted, and its replacement adds to it.
+        let victim = Self.children(of: gh.child.pid).first { Self.slot($0) == 1 }!
+        kill(victim, SIGKILL)
+        #expect(try eventually(2) { let now = Self.children(of: gh.child.pid); return now.count == 2 && !now.contains(victim) })
+        #expect(try gh.metric(ok) >= 70)
+        for i in 0..<20 { #expect(try HTTP.get(port: gh.port, "/n\(i)").status == 200) }
+        #expect(try eventually(3) { try gh.metric(ok) == 90 })
+        #expect(try gh.metric("gatehouse_client_connections_open") <= 10, "the dead worker's connections are not counted")
+        held.removeAll()
+    }
+
     @Test("a second instance cannot join the port; a worker that finds its listen addresses changed in the file refuses to start, and says why")
     func guards() throws {
         let be = try DemoBackend()

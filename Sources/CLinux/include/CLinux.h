@@ -28,6 +28,10 @@ int gh_spawn(const char *path, char *const argv[], char *const envp[], const int
 /// The supervisor's signals: blocks CHLD, TERM, INT, HUP, QUIT and USR1 and returns a blocking
 /// signalfd that reports them; SIGPIPE is ignored.
 int gh_supervisor_signalfd(void);
+/// An anonymous shared-memory file of `size` bytes (memfd, sparse until touched); -1 on error.
+int gh_memfd(const char *name, uint64_t size);
+static inline uint64_t gh_load_acquire(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void gh_store_release(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 /// CPUs this process may run on (its affinity mask); at least 1.
 int gh_usable_cpus(void);
 /// Asks for SIGTERM when the parent process dies: 0, or -1 when `parent` is already gone.
