@@ -50,10 +50,17 @@ int gh_spawn(const char *path, char *const argv[], char *const envp[], const int
     posix_spawn_file_actions_init(&actions);
     posix_spawnattr_init(&attr);
     for (int i = 0; i < n; i++) posix_spawn_file_actions_adddup2(&actions, fds[i], targets[i]);
-    sigset_t none, all;
-    sigemptyset(&none);
+    // The child starts with the signals it takes from a signalfd blocked, so none of them can
+    // end it before it gets there; everything else unblocked and at its default.
+    sigset_t mask, all;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGUSR1);
+    sigaddset(&mask, SIGQUIT);
     sigfillset(&all);
-    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigmask(&attr, &mask);
     posix_spawnattr_setsigdefault(&attr, &all);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     pid_t pid;
@@ -97,4 +104,15 @@ int gh_memfd(const char *name, uint64_t size) {
         return -1;
     }
     return fd;
+}
+
+void gh_block_signals(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGQUIT);
+    sigprocmask(SIG_BLOCK, &set, NULL);
 }

@@ -103,9 +103,9 @@ final class ProxyMetrics: @unchecked Sendable {
         upstreamBuffers = r.gauge("gatehouse_buffer_bytes", help, [("direction", "upstream")])
         bufferLimit = r.gauge("gatehouse_buffer_memory_limit_bytes", "limits.buffer_memory: beyond it no connection takes a second buffer (reads wait instead).")
         poolBytes = r.gauge("gatehouse_buffer_pool_bytes", "Bytes of free buffers cached for reuse.")
-        fds = r.gauge("process_open_fds", "Number of open file descriptors: those open at start plus the loop's sockets.")
+        fds = r.gauge("process_open_fds", "Number of open file descriptors: those open at start plus the loop's sockets (with workers: the most any worker has).", across: .max)
         maxFDs = r.gauge("process_max_fds", "Maximum number of open file descriptors (with workers: of one worker).", across: .max)
-        threads = r.gauge("gatehouse_threads", "Threads in the process (one by design).")
+        threads = r.gauge("gatehouse_threads", "Threads in the process (one by design; with workers: the most any worker has).", across: .max)
         cpu = r.counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.")
         tls = TLSMetrics(registry: r, stats: ctx.tlsStats)
         r.gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds (with workers: the oldest live worker's).",
@@ -136,33 +136,47 @@ final class ProxyMetrics: @unchecked Sendable {
     }
 
     /// With workers: this worker's slot in the shared metrics memory, what its predecessors in
-    /// the slot counted (added to every counter and histogram, so no total ever goes down), and
-    /// a buffer for reading the other slots.
-    private var share: (slots: SharedSlots, slot: Int, count: Int, base: [Double])?
+    /// the slot counted (added to every counter and histogram, so no total ever goes down), the
+    /// vector it publishes (made before the slot is entered), and the last good copy read of
+    /// each slot (used when a slot cannot be read at a scrape, so no total ever dips).
+    private var share: (slots: SharedSlots, slot: Int, count: Int, layout: UInt64, base: [Double])?
+    private var outgoing: UnsafeMutablePointer<Double>?
+    private var lastGood: [UnsafeMutablePointer<Double>?] = []
+    private var lastAlive: [Bool] = []
+    private var scratch: UnsafeMutablePointer<Double>?
 
-    /// Joins the shared metrics of a supervisor's workers (before the loop runs).
-    func share(_ slots: SharedSlots, slot: Int) {
+    /// Joins the shared metrics of a supervisor's workers (before the loop runs). False when
+    /// another worker publishes other series (the config changed since the supervisor started).
+    func share(_ slots: SharedSlots, slot: Int) -> Bool {
         let n = registry.valueCount
-        guard n <= SharedSlots.capacity else { return }
+        let layout = registry.layoutHash
+        guard n <= SharedSlots.capacity else { return true }  // too many series to share: this worker's alone
+        for i in 0..<slots.slots where i != slot {
+            let other = slots.layout(slot: i)
+            if other != 0 && other != layout { return false }
+        }
         var base = [Double](repeating: 0, count: n)
-        let had = base.withUnsafeMutableBufferPointer { slots.read(slot: slot, count: n, into: $0.baseAddress!) } != nil
+        let had = base.withUnsafeMutableBufferPointer { slots.read(slot: slot, count: n, layout: layout, into: $0.baseAddress!) } != nil
         if had {
             for (i, m) in registry.monotonic.enumerated() where !m { base[i] = 0 }
         } else {
             base = []
         }
-        share = (slots, slot, n, base)
+        share = (slots, slot, n, layout, base)
+        outgoing = .allocate(capacity: n)
+        lastGood = Array(repeating: nil, count: slots.slots)
+        lastAlive = Array(repeating: false, count: slots.slots)
         publish()
+        return true
     }
 
     /// Writes this worker's values to its slot (each second, and before a scrape it serves).
     func publish() {
-        guard let s = share else { return }
+        guard let s = share, let out = outgoing else { return }
         refresh()
-        s.slots.publish(slot: s.slot, count: s.count) { p in
-            registry.snapshot(into: p)
-            for i in s.base.indices { p[i] += s.base[i] }
-        }
+        registry.snapshot(into: out)
+        for i in s.base.indices { out[i] += s.base[i] }
+        s.slots.publish(slot: s.slot, values: out, count: s.count, layout: s.layout)
     }
 
     /// The exposition text: this process's values, or with workers the sums over every slot,
@@ -173,12 +187,19 @@ final class ProxyMetrics: @unchecked Sendable {
             return registry.render()
         }
         publish()
-        let all = UnsafeMutablePointer<Double>.allocate(capacity: s.count * s.slots.slots)
-        defer { all.deallocate() }
         var slots: [MetricsRegistry.Slot] = []
         for i in 0..<s.slots.slots {
-            let p = all + i * s.count
-            if let alive = s.slots.read(slot: i, count: s.count, into: p) { slots.append(.init(index: i, values: UnsafePointer(p), alive: alive)) }
+            // Read into a spare buffer: a read that fails may have copied half an update.
+            let spare = scratch ?? .allocate(capacity: s.count)
+            if let alive = s.slots.read(slot: i, count: s.count, layout: s.layout, into: spare) {
+                scratch = lastGood[i]
+                lastGood[i] = spare
+                lastAlive[i] = alive
+            } else {
+                scratch = spare
+            }
+            guard let good = lastGood[i] else { continue }
+            slots.append(.init(index: i, values: UnsafePointer(good), alive: lastAlive[i]))
         }
         var text = registry.render(slots: slots, perWorker: Self.perWorker)
         let live = slots.filter(\.alive).count

@@ -26,6 +26,11 @@ public final class ProxyServer: @unchecked Sendable {
     /// Bound addresses, in config order: proxy listeners then the metrics listener.
     public private(set) var boundAddresses: [(kind: String, address: SocketAddress)] = []
 
+    /// A worker's config is not the one its supervisor and the other workers run (the file changed).
+    public struct ConfigChanged: Error, CustomStringConvertible {
+        public let description: String
+    }
+
     /// Listening sockets a supervisor bound and handed over (a worker's): one per `listen`, in
     /// config order, and the metrics listener for the worker that serves it.
     public struct Inherited: Sendable {
@@ -94,7 +99,9 @@ public final class ProxyServer: @unchecked Sendable {
             }
         }
         metrics.tls.contexts = tlsContexts
-        if let s = inherited?.share, let slots = SharedSlots(fd: s.fd, slots: s.slots) { metrics.share(slots, slot: s.slot) }
+        if let s = inherited?.share, let slots = SharedSlots(fd: s.fd, slots: s.slots), !metrics.share(slots, slot: s.slot) {
+            throw ConfigChanged(description: "the metrics of this worker's config are not the other workers'")
+        }
         // The subject header is the proxy's word on every listener, not only where it is set:
         // a plain listener in front of the same backend must not let a client write it.
         ctx.subjectHeaderLowercased = tlsContexts.first { $0.forwardsClientSubject }?.clientSubjectHeaderLowercased

@@ -4,7 +4,8 @@ import Glibc
 /// Fixed-size slots of Doubles in memory shared by a supervisor and its workers (a memfd the
 /// supervisor creates and hands over): each worker writes only its own slot, any process reads
 /// any slot. A slot is a header (a sequence number, odd while its writer is inside; whether its
-/// worker is alive; how many values) and its values. Readers copy and check the sequence
+/// worker is alive; how many values; a hash of what they are) and its values. A writer copies a
+/// vector made beforehand, so it is inside for one copy; readers copy and check the sequence
 /// number did not move, so a copy is never half old, half new; no one ever waits on a lock.
 public final class SharedSlots: @unchecked Sendable {
     /// Room per slot: sparse until touched, so only what a worker writes costs memory.
@@ -29,43 +30,58 @@ public final class SharedSlots: @unchecked Sendable {
         self.slots = slots
     }
 
-    private func seq(_ slot: Int) -> UnsafeMutablePointer<UInt64> { (base + slot * Self.slotBytes).assumingMemoryBound(to: UInt64.self) }
+    private func head(_ slot: Int) -> UnsafeMutablePointer<UInt64> { (base + slot * Self.slotBytes).assumingMemoryBound(to: UInt64.self) }
     private func values(_ slot: Int) -> UnsafeMutablePointer<Double> { (base + slot * Self.slotBytes + Self.header).assumingMemoryBound(to: Double.self) }
 
-    /// Writes `count` values into `slot` with `fill`, marking the slot's worker alive.
-    public func publish(slot: Int, count: Int, _ fill: (UnsafeMutablePointer<Double>) -> Void) {
-        let s = seq(slot)
-        let n = gh_load_acquire(s)
-        gh_store_release(s, n | 1)
-        fill(values(slot))
-        s[1] = 1
-        s[2] = UInt64(count)
-        gh_store_release(s, (n | 1) &+ 1)
+    /// Copies `count` values into `slot`, marking its worker alive. `layout` names what the values
+    /// are (a hash of the series), so a reader never adds up vectors that mean different things.
+    public func publish(slot: Int, values v: UnsafePointer<Double>, count: Int, layout: UInt64) {
+        let h = head(slot)
+        let n = gh_load_relaxed(h)
+        gh_store_relaxed(h, n | 1)
+        gh_fence_release()
+        values(slot).update(from: v, count: count)
+        h[1] = 1
+        h[2] = UInt64(count)
+        h[3] = layout
+        gh_store_release(h, (n | 1) &+ 1)
     }
 
-    /// Copies `slot` into `into` (room for `count`); nil when nothing of that size was ever
-    /// published there. `alive` is false once the supervisor saw its worker exit.
-    public func read(slot: Int, count: Int, into: UnsafeMutablePointer<Double>) -> Bool? {
-        let s = seq(slot)
-        for _ in 0..<1000 {
-            let before = gh_load_acquire(s)
+    /// Copies `slot` into `into` (room for `count`) when it holds `count` values of `layout`, and
+    /// says whether its worker is alive; nil when it holds nothing readable now (never written,
+    /// other values, or its writer inside for longer than the tries last).
+    public func read(slot: Int, count: Int, layout: UInt64, into: UnsafeMutablePointer<Double>) -> Bool? {
+        let h = head(slot)
+        for attempt in 0..<200 {
+            let before = gh_load_acquire(h)
             if before == 0 { return nil }
-            if before & 1 == 1 { continue }
-            let alive = s[1] == 1
-            guard Int(s[2]) == count else { return nil }
-            into.update(from: values(slot), count: count)
-            if gh_load_acquire(s) == before { return alive }
+            if before & 1 == 0 {
+                guard Int(h[2]) == count, h[3] == layout else { return nil }
+                let alive = h[1] == 1
+                into.update(from: values(slot), count: count)
+                gh_fence_acquire()
+                if gh_load_relaxed(h) == before { return alive }
+            }
+            if attempt > 20 { sched_yield() }  // its writer may have been preempted inside
         }
         return nil
     }
 
-    /// The supervisor reaped `slot`'s worker: its gauges no longer count.
+    /// The layout published in `slot`, if any (0: none).
+    public func layout(slot: Int) -> UInt64 {
+        let h = head(slot)
+        return gh_load_acquire(h) == 0 ? 0 : h[3]
+    }
+
+    /// The supervisor reaped `slot`'s worker: its gauges no longer count. A slot whose worker died
+    /// while writing is left as it is (odd): unreadable rather than half-written.
     public func markDead(slot: Int) {
-        let s = seq(slot)
-        let n = gh_load_acquire(s)
-        guard n != 0 else { return }
-        gh_store_release(s, n | 1)
-        s[1] = 0
-        gh_store_release(s, (n | 1) &+ 1)
+        let h = head(slot)
+        let n = gh_load_relaxed(h)
+        guard n != 0, n & 1 == 0 else { return }
+        gh_store_relaxed(h, n | 1)
+        gh_fence_release()
+        h[1] = 0
+        gh_store_release(h, (n | 1) &+ 1)
     }
 }

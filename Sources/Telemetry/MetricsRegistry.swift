@@ -93,6 +93,23 @@ public final class MetricsRegistry {
         families.reduce(0) { $0 + $1.series.count } + histograms.reduce(0) { $0 + $1.valueCount }
     }
 
+    /// A hash of what the vector holds (every series and histogram, in order): two processes add
+    /// up their vectors only when it is the same.
+    public var layoutHash: UInt64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        func mix(_ s: String) {
+            for b in s.utf8 {
+                h ^= UInt64(b)
+                h = h &* 0x100_0000_01B3
+            }
+            h ^= 0xFF
+            h = h &* 0x100_0000_01B3
+        }
+        for f in families { for s in f.series { mix(f.name + "{" + s.labels) } }
+        for h in histograms { mix(h.name + "{" + h.labelPrefix + "#\(h.valueCount)") }
+        return h == 0 ? 1 : h
+    }
+
     /// Whether entry i of the vector only ever grows (a counter, a histogram count or sum): a
     /// worker started in a slot adds its predecessor's final values to these.
     public var monotonic: [Bool] {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLinux
 import Config
 import Glibc
 import Logging
@@ -50,6 +51,7 @@ struct Gatehouse: ParsableCommand {
         // Before anything can write to a closed pipe or be stopped by a terminal's Ctrl-\ (a
         // supervisor handles SIGQUIT itself, and its workers must not dump core on it).
         signal(SIGPIPE, SIG_IGN)
+        gh_block_signals()  // each taken from a signalfd later; none may end the process before
         if workerSlot != nil { signal(SIGQUIT, SIG_IGN) }
         if version {
             writeLine(1, "gatehouse \(BuildInfo.version) (\(BuildInfo.openSSL))")
@@ -116,6 +118,9 @@ struct Gatehouse: ParsableCommand {
         let server: ProxyServer
         do {
             server = try ProxyServer(config: configuration, logger: logger, inherited: inherited)
+        } catch let e as ProxyServer.ConfigChanged {
+            logger.error("worker \(workerSlot ?? 0): \(e): the config changed since the supervisor started (reloading is not supported yet); restart gatehouse")
+            throw ExitCode(Supervisor.configChanged)
         } catch {
             writeLine(2, "gatehouse: \(error)")
             throw ExitCode(1)
@@ -133,6 +138,7 @@ struct Gatehouse: ParsableCommand {
     }
 
     static func reopen(_ target: LogTarget, _ logger: Logger) {
+        guard target.path != nil else { return }  // stderr: nothing to reopen
         if let e = target.reopen() {
             logger.error("SIGUSR1: cannot reopen error_log \(target.path ?? "-"): \(e); still writing to the old file")
         } else {

@@ -75,22 +75,27 @@ struct Supervisor {
                             // to the other workers' sockets instead of queueing it for no one.
                             for fd in perSlot[s.index] { close(fd) }
                             perSlot[s.index] = []
+                            // Worker 0 served /metrics: with it gone, scrapes are refused, not left hanging.
+                            if s.index == 0, let m = metricsFD {
+                                close(m)
+                                metricsFD = nil
+                            }
                         }
                         if slots.allSatisfy(\.retired) {
                             logger.critical("no worker can start with the sockets bound at start; stopping")
-                            closeListeners(perSlot, metricsFD)
+                            closeListeners(&perSlot, &metricsFD)
                             throw Failure("no worker could start: the config changed since gatehouse started")
                         }
                     case SIGTERM, SIGINT:
                         if !stopping { logger.notice("signal \(info.ssi_signo): draining \(workers) workers") }
                         stopping = true
                         for s in slots where s.pid > 0 { kill(s.pid, SIGTERM) }
-                        closeListeners(perSlot, metricsFD)
+                        closeListeners(&perSlot, &metricsFD)
                     case SIGQUIT:
                         logger.notice("signal \(info.ssi_signo): stopping \(workers) workers now")
                         stopping = true
                         for s in slots where s.pid > 0 { kill(s.pid, SIGKILL) }
-                        closeListeners(perSlot, metricsFD)
+                        closeListeners(&perSlot, &metricsFD)
                     case SIGUSR1:
                         Gatehouse.reopen(log, logger)
                         for s in slots where s.pid > 0 { kill(s.pid, SIGUSR1) }
@@ -111,8 +116,10 @@ struct Supervisor {
 
     /// Stopping: the workers close theirs as they drain; with ours closed too, new connections
     /// are refused at once instead of queueing where no one will accept them.
-    private func closeListeners(_ perSlot: [[Int32]], _ metrics: Int32?) {
+    private func closeListeners(_ perSlot: inout [[Int32]], _ metrics: inout Int32?) {
         for fd in perSlot.flatMap({ $0 }) + (metrics.map { [$0] } ?? []) { close(fd) }
+        perSlot = perSlot.map { _ in [] }
+        metrics = nil
     }
 
     /// Every listen address bound once per slot (SO_REUSEPORT; a port 0 becomes the port the first

@@ -6,16 +6,6 @@ import Testing
 /// short, clients that leave while their request waits, and error answers that must not be lost.
 @Suite("Ends of messages")
 struct EndOfMessageTests {
-    /// Polls `body` until it is true or `seconds` pass.
-    func eventually(_ seconds: Double, _ body: () throws -> Bool) rethrows -> Bool {
-        let end = Date().addingTimeInterval(seconds)
-        repeat {
-            if try body() { return true }
-            usleep(20_000)
-        } while Date() < end
-        return try body()
-    }
-
     @Test("a close-delimited response ends when the backend closes, even when the FIN comes with the last bytes")
     func closeDelimited() throws {
         let be = try ScriptedBackend { fd, _ in

@@ -7,15 +7,6 @@ import Testing
 /// facts every exporter gives (start time, build).
 @Suite("Metrics")
 struct MetricsTests {
-    private func eventually(_ seconds: Double, _ body: () throws -> Bool) rethrows -> Bool {
-        let end = Date().addingTimeInterval(seconds)
-        while Date() < end {
-            if try body() { return true }
-            usleep(20_000)
-        }
-        return try body()
-    }
-
     /// `histogram_quantile` as Prometheus computes it: linear interpolation inside the bucket the
     /// rank falls in (from 0 for the first bucket).
     static func quantile(_ q: Double, family: String, labels: String, in text: String) throws -> Double {

@@ -21,7 +21,8 @@ int gh_heap_trim(void);
 int gh_unsent_bytes(int fd);
 /// Blocks SIGTERM, SIGINT, SIGHUP and SIGUSR1 and returns a non-blocking signalfd that reports them; SIGPIPE is ignored.
 int gh_signalfd_open(void);
-/// Starts `path` with `argv` and `envp`, every signal unblocked and at its default, and each
+/// Starts `path` with `argv` and `envp`, every signal at its default and unblocked but for the
+/// ones a signalfd takes (TERM, INT, HUP, USR1, QUIT), and each
 /// fds[i] duplicated to targets[i] (where it is not closed on exec). Returns the pid, or -errno.
 /// posix_spawn, not fork: a Swift process may have threads of its runtime.
 int gh_spawn(const char *path, char *const argv[], char *const envp[], const int *fds, const int *targets, int n);
@@ -31,7 +32,14 @@ int gh_supervisor_signalfd(void);
 /// An anonymous shared-memory file of `size` bytes (memfd, sparse until touched); -1 on error.
 int gh_memfd(const char *name, uint64_t size);
 static inline uint64_t gh_load_acquire(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline uint64_t gh_load_relaxed(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void gh_store_release(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline void gh_store_relaxed(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline void gh_fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
+static inline void gh_fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
+/// Blocks TERM, INT, HUP, USR1 and QUIT in this thread (and what it starts), so none can end the
+/// process before its signalfd is there to take them.
+void gh_block_signals(void);
 /// CPUs this process may run on (its affinity mask); at least 1.
 int gh_usable_cpus(void);
 /// Asks for SIGTERM when the parent process dies: 0, or -1 when `parent` is already gone.
