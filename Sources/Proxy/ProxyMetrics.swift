@@ -139,7 +139,7 @@ final class ProxyMetrics: @unchecked Sendable {
     /// the slot counted (added to every counter and histogram, so no total ever goes down), the
     /// vector it publishes (made before the slot is entered), and the last good copy read of
     /// each slot (used when a slot cannot be read at a scrape, so no total ever dips).
-    private var share: (slots: SharedSlots, slot: Int, count: Int, layout: UInt64, base: [Double])?
+    private var share: (slots: SharedSlots, slot: Int, workers: Int, count: Int, layout: UInt64, base: [Double])?
     private var outgoing: UnsafeMutablePointer<Double>?
     private var lastGood: [UnsafeMutablePointer<Double>?] = []
     private var lastAlive: [Bool] = []
@@ -147,11 +147,11 @@ final class ProxyMetrics: @unchecked Sendable {
 
     /// Joins the shared metrics of a supervisor's workers (before the loop runs). False when
     /// another worker publishes other series (the config changed since the supervisor started).
-    func share(_ slots: SharedSlots, slot: Int) -> Bool {
+    func share(_ slots: SharedSlots, slot: Int, workers: Int) -> Bool {
         let n = registry.valueCount
         let layout = registry.layoutHash
         guard n <= SharedSlots.capacity else { return true }  // too many series to share: this worker's alone
-        for i in 0..<slots.slots where i != slot {
+        for i in 0..<workers where i != slot {
             let other = slots.layout(slot: i)
             if other != 0 && other != layout { return false }
         }
@@ -162,10 +162,10 @@ final class ProxyMetrics: @unchecked Sendable {
         } else {
             base = []
         }
-        share = (slots, slot, n, layout, base)
+        share = (slots, slot, workers, n, layout, base)
         outgoing = .allocate(capacity: n)
-        lastGood = Array(repeating: nil, count: slots.slots)
-        lastAlive = Array(repeating: false, count: slots.slots)
+        lastGood = Array(repeating: nil, count: workers)
+        lastAlive = Array(repeating: false, count: workers)
         publish()
         return true
     }
@@ -188,7 +188,7 @@ final class ProxyMetrics: @unchecked Sendable {
         }
         publish()
         var slots: [MetricsRegistry.Slot] = []
-        for i in 0..<s.slots.slots {
+        for i in 0..<s.workers {
             // Read into a spare buffer: a read that fails may have copied half an update.
             let spare = scratch ?? .allocate(capacity: s.count)
             if let alive = s.slots.read(slot: i, count: s.count, layout: s.layout, into: spare) {
@@ -204,6 +204,24 @@ final class ProxyMetrics: @unchecked Sendable {
         var text = registry.render(slots: slots, perWorker: Self.perWorker)
         let live = slots.filter(\.alive).count
         text += Array("# HELP gatehouse_workers Worker processes running.\n# TYPE gatehouse_workers gauge\ngatehouse_workers \(live)\n".utf8)
+        var own = [Double](repeating: 0, count: SharedSlots.supervisorValues)
+        let read = own.withUnsafeMutableBufferPointer {
+            s.slots.read(slot: s.workers, count: SharedSlots.supervisorValues, layout: SharedSlots.supervisorLayout, into: $0.baseAddress!)
+        }
+        if read != nil {
+            text += Array("""
+                # HELP gatehouse_worker_restarts_total Workers that ended and were started again (crashes, kills).
+                # TYPE gatehouse_worker_restarts_total counter
+                gatehouse_worker_restarts_total \(Int(own[0]))
+                # HELP gatehouse_workers_configured Workers the configuration asks for.
+                # TYPE gatehouse_workers_configured gauge
+                gatehouse_workers_configured \(Int(own[1]))
+                # HELP gatehouse_config_load_timestamp_seconds When the running configuration was loaded (unix seconds).
+                # TYPE gatehouse_config_load_timestamp_seconds gauge
+                gatehouse_config_load_timestamp_seconds \(own[2])
+
+                """.utf8)
+        }
         return text
     }
 

@@ -99,7 +99,7 @@ public final class ProxyServer: @unchecked Sendable {
             }
         }
         metrics.tls.contexts = tlsContexts
-        if let s = inherited?.share, let slots = SharedSlots(fd: s.fd, slots: s.slots), !metrics.share(slots, slot: s.slot) {
+        if let s = inherited?.share, let slots = SharedSlots(fd: s.fd, slots: s.slots + 1), !metrics.share(slots, slot: s.slot, workers: s.slots) {
             throw ConfigChanged(description: "the metrics of this worker's config are not the other workers'")
         }
         // The subject header is the proxy's word on every listener, not only where it is set:

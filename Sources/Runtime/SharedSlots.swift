@@ -73,6 +73,11 @@ public final class SharedSlots: @unchecked Sendable {
         return gh_load_acquire(h) == 0 ? 0 : h[3]
     }
 
+    /// The supervisor's own figures, in the slot after the workers': worker restarts, workers
+    /// configured, when the running config was loaded (unix seconds).
+    public static let supervisorLayout: UInt64 = 0x5355_5045_5256_0001
+    public static let supervisorValues = 3
+
     /// The supervisor reaped `slot`'s worker: its gauges no longer count. A slot whose worker died
     /// while writing is left as it is (odd): unreadable rather than half-written.
     public func markDead(slot: Int) {

@@ -47,7 +47,14 @@ struct Supervisor {
         for (kind, address) in bound { writeLine(1, "gatehouse: \(kind) listening on \(address)") }
         // Every worker publishes its metrics in its slot of this shared memory; the one serving
         // /metrics sums them. Ours to mark a slot dead when its worker exits.
-        guard let (shareFD, shared) = SharedSlots.create(slots: workers) else { throw Failure("cannot create the shared metrics memory") }
+        guard let (shareFD, shared) = SharedSlots.create(slots: workers + 1) else { throw Failure("cannot create the shared metrics memory") }
+        var restarts = 0
+        let loadedAt = Self.wallClockSeconds()
+        func publishOwn() {
+            let v = [Double(restarts), Double(workers), loadedAt]
+            v.withUnsafeBufferPointer { shared.publish(slot: workers, values: $0.baseAddress!, count: v.count, layout: SharedSlots.supervisorLayout) }
+        }
+        publishOwn()
         // A worker's descriptors are numbered above every one handed over, so no dup2 of the
         // spawn overwrites a descriptor another is still to be copied from.
         let firstTarget = (perSlot.flatMap { $0 } + [shareFD] + (metricsFD.map { [$0] } ?? [])).max()! + 1
@@ -69,7 +76,12 @@ struct Supervisor {
                 if n == MemoryLayout<signalfd_siginfo>.size {
                     switch Int32(info.ssi_signo) {
                     case SIGCHLD:
-                        for dead in reap(slots, stopping: stopping) { shared.markDead(slot: dead) }
+                        let ended = reap(slots, stopping: stopping)
+                        for dead in ended { shared.markDead(slot: dead) }
+                        if !stopping && !ended.isEmpty {
+                            restarts += ended.count
+                            publishOwn()
+                        }
                         for s in slots where s.retired && !perSlot[s.index].isEmpty {
                             // Its sockets closed, the kernel gives their share of new connections
                             // to the other workers' sockets instead of queueing it for no one.
@@ -211,6 +223,12 @@ struct Supervisor {
             if ran < 10_000_000_000 { s.backoff = min(s.backoff * 2, 5_000_000_000) }
             logger.error("worker \(s.index) (pid \(pid)) \(why); starting another")
         }
+    }
+
+    static func wallClockSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 
     static func describe(_ status: Int32) -> String {

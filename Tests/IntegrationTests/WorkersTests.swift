@@ -153,6 +153,9 @@ struct WorkersTests {
         kill(victim, SIGKILL)
         #expect(try eventually(2) { let now = Self.children(of: gh.child.pid); return now.count == 2 && !now.contains(victim) })
         #expect(try gh.metric(ok) >= 70)
+        #expect(try eventually(2) { try gh.metric("gatehouse_worker_restarts_total") == 1 })
+        #expect(try gh.metric("gatehouse_workers_configured") == 2)
+        #expect(abs(try gh.metric("gatehouse_config_load_timestamp_seconds") - Date().timeIntervalSince1970) < 120)
         for i in 0..<20 { #expect(try HTTP.get(port: gh.port, "/n\(i)").status == 200) }
         #expect(try eventually(3) { try gh.metric(ok) == 90 })
         // Gauges count the live workers only: the held connections left are those on worker 0.
