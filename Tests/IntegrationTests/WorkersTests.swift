@@ -194,6 +194,23 @@ struct WorkersTests {
         #expect(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("its share of the listeners is closed, 1 workers serve on"))
     }
 
+    @Test("SIGQUIT stops at once: workers killed, a request in flight cut off, the supervisor gone within a second")
+    func quit() throws {
+        let be = try DemoBackend()
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [be.port], top: "workers 2;"))
+        #expect(try eventually(3) { Self.children(of: gh.child.pid).count == 2 })
+        let workers = Self.children(of: gh.child.pid)
+        let slow = try Conn(port: gh.port, timeout: 5)
+        try slow.send("GET /?delay_ms=3000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        usleep(100_000)
+        let start = Date()
+        gh.child.signal(SIGQUIT)
+        #expect(gh.child.waitExit(timeout: 3) == 0)
+        #expect(Date().timeIntervalSince(start) < 1)
+        #expect(throws: (any Error).self) { _ = try slow.readResponse() }
+        for w in workers { #expect(kill(w, 0) != 0, "worker \(w) outlived SIGQUIT") }
+    }
+
     @Test("--workers auto starts one worker per usable CPU; workers 1 runs in one process, as before")
     func autoAndOne() throws {
         let be = try DemoBackend()
