@@ -17,14 +17,19 @@ void gh_heap_stats(uint64_t *in_use, uint64_t *free_bytes) {
     *free_bytes = (uint64_t)mi.fordblks;
 }
 
+/// The signals a gatehouse process takes from a signalfd: TERM, INT (drain), HUP, USR1 (reopen).
+static void taken_signals(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1);
+}
+
 int gh_signalfd_open(void) {
     signal(SIGPIPE, SIG_IGN);
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGUSR1);
+    taken_signals(&set);
     if (sigprocmask(SIG_BLOCK, &set, NULL) != 0) return -1;
     return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }
@@ -53,11 +58,7 @@ int gh_spawn(const char *path, char *const argv[], char *const envp[], const int
     // The child starts with the signals it takes from a signalfd blocked, so none of them can
     // end it before it gets there; everything else unblocked and at its default.
     sigset_t mask, all;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    sigaddset(&mask, SIGUSR1);
+    taken_signals(&mask);
     sigaddset(&mask, SIGQUIT);
     sigfillset(&all);
     posix_spawnattr_setsigmask(&attr, &mask);
@@ -73,13 +74,9 @@ int gh_spawn(const char *path, char *const argv[], char *const envp[], const int
 int gh_supervisor_signalfd(void) {
     signal(SIGPIPE, SIG_IGN);
     sigset_t set;
-    sigemptyset(&set);
+    taken_signals(&set);
     sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGQUIT);
-    sigaddset(&set, SIGUSR1);
     if (sigprocmask(SIG_BLOCK, &set, NULL) != 0) return -1;
     return signalfd(-1, &set, SFD_CLOEXEC);
 }
@@ -108,11 +105,7 @@ int gh_memfd(const char *name, uint64_t size) {
 
 void gh_block_signals(void) {
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGUSR1);
+    taken_signals(&set);
     sigaddset(&set, SIGQUIT);
     sigprocmask(SIG_BLOCK, &set, NULL);
 }
