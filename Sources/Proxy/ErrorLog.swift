@@ -64,11 +64,8 @@ final class ErrorLog {
     }
 
     static func describe(_ e: IOError) -> String {
-        switch e {
-        case .timedOut: return "timed out"
-        case .closed: return "closed"
-        case .errno(let n): return "\(String(cString: strerror(n))) (errno \(n))"
-        }
+        if case .errno(let n) = e { return "\(e) (errno \(n))" }
+        return e.description
     }
 
     static func seconds(_ nanos: UInt64) -> String {

@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import Runtime
 
 /// The error log's writer: one line per message, `2026-12-02T15:04:05.123Z [error] message
 /// key=value…`, written whole with one write(2) to stderr or to the `error_log` file (opened for
@@ -14,16 +15,10 @@ public struct ErrorLogHandler: LogHandler {
         logLevel = level
     }
 
-    /// Opens `path` for appending (created 0644 when missing); nil with the errno when it cannot.
-    public static func open(path: String) -> Result<Int32, Errno> {
+    /// Opens `path` for appending (created 0644 when missing), or says why it cannot.
+    public static func open(path: String) -> Result<Int32, IOError> {
         let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        return fd >= 0 ? .success(fd) : .failure(Errno(errno))
-    }
-
-    public struct Errno: Error, CustomStringConvertible {
-        public let code: Int32
-        init(_ code: Int32) { self.code = code }
-        public var description: String { String(cString: strerror(code)) }
+        return fd >= 0 ? .success(fd) : .failure(.errno(errno))
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -73,7 +68,7 @@ public final class LogTarget: @unchecked Sendable {
     }
 
     /// `path` opened for appending; fails with the errno.
-    public init(path: String) throws(ErrorLogHandler.Errno) {
+    public init(path: String) throws(IOError) {
         switch ErrorLogHandler.open(path: path) {
         case .success(let fd): self.fd = fd
         case .failure(let e): throw e
@@ -84,7 +79,7 @@ public final class LogTarget: @unchecked Sendable {
     /// Opens the path again and writes there from now on; the old file keeps what it has.
     /// Nil on success, else why (the old file is kept).
     @discardableResult
-    public func reopen() -> ErrorLogHandler.Errno? {
+    public func reopen() -> IOError? {
         guard let path else { return nil }
         switch ErrorLogHandler.open(path: path) {
         case .success(let new):

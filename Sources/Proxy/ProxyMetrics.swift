@@ -1,4 +1,3 @@
-import Glibc
 import Runtime
 import Telemetry
 import TLS
@@ -109,7 +108,7 @@ final class ProxyMetrics: @unchecked Sendable {
         cpu = r.counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.")
         tls = TLSMetrics(registry: r, stats: ctx.tlsStats)
         r.gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds (with workers: the oldest live worker's).",
-                across: .min).set(Self.wallClockSeconds())
+                across: .min).set(wallClockSeconds())
         r.gauge("gatehouse_build_info", "Always 1: the version of Gatehouse and of the OpenSSL library it runs with.",
                 [("version", BuildInfo.version), ("openssl", BuildInfo.openSSL)], across: .max).set(1)
         let lag = r.latency("gatehouse_loop_lag_seconds", "How late a timer due every 100 ms ran: how long ready work waited for the loop (under 1 ms reads as none; epoll's timeout is in milliseconds).")
@@ -127,12 +126,6 @@ final class ProxyMetrics: @unchecked Sendable {
         otherFDs = max(0, ProcessStats.openFDs() - EventLoop.shared.registeredSockets)
         ctx.measureHeap()
         lagProbe.start()
-    }
-
-    static func wallClockSeconds() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 
     /// With workers: this worker's slot in the shared metrics memory, what its predecessors in

@@ -131,9 +131,7 @@ public final class ProxyServer: @unchecked Sendable {
             let reason = "address already in use (EADDRINUSE): another process, perhaps another gatehouse, is listening on it"
             guard let reusePort else { return reason }
             return reason + (reusePort ? " without reuseport" : "; to share a port on purpose, write `listen ADDR reuseport;` in every process")
-        case .errno(let n): return String(cString: strerror(n))
-        case .timedOut: return "timed out"
-        case .closed: return "closed"
+        default: return e.description
         }
     }
 

@@ -49,7 +49,7 @@ struct Supervisor {
         // /metrics sums them. Ours to mark a slot dead when its worker exits.
         guard let (shareFD, shared) = SharedSlots.create(slots: workers + 1) else { throw Failure("cannot create the shared metrics memory") }
         var restarts = 0
-        let loadedAt = Self.wallClockSeconds()
+        let loadedAt = wallClockSeconds()
         func publishOwn() {
             let v = [Double(restarts), Double(workers), loadedAt]
             v.withUnsafeBufferPointer { shared.publish(slot: workers, values: $0.baseAddress!, count: v.count, layout: SharedSlots.supervisorLayout) }
@@ -223,12 +223,6 @@ struct Supervisor {
             if ran < 10_000_000_000 { s.backoff = min(s.backoff * 2, 5_000_000_000) }
             logger.error("worker \(s.index) (pid \(pid)) \(why); starting another")
         }
-    }
-
-    static func wallClockSeconds() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 
     static func describe(_ status: Int32) -> String {

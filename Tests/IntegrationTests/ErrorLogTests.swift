@@ -6,16 +6,6 @@ import Testing
 /// the client, and rate-limited so a failing backend cannot flood it.
 @Suite("Error log")
 struct ErrorLogTests {
-    /// A fresh error_log path and the lines written to it.
-    final class LogFile {
-        let path = NSTemporaryDirectory() + "gatehouse-error-\(UUID().uuidString).log"
-        var lines: [String] {
-            ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
-        }
-        func lines(containing s: String) -> [String] { lines.filter { $0.contains(s) } }
-        deinit { try? FileManager.default.removeItem(atPath: path) }
-    }
-
     @Test("a backend refusing connections: one line for the failure (server, client, retried) and one for the server taken out of rotation")
     func upstreamFailureAndServerDown() throws {
         let log = LogFile()

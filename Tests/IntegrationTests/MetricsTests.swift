@@ -84,13 +84,7 @@ struct MetricsTests {
         }
         #expect(try eventually(3) { try agrees() })
         let before = try gh.metric("process_open_fds")
-        var clients: [Conn] = []
-        for i in 0..<200 {
-            let c = try Conn(port: gh.port)
-            try c.send("GET /k\(i) HTTP/1.1\r\nHost: t\r\n\r\n")
-            #expect(try c.readResponse().status == 200)
-            clients.append(c)
-        }
+        var clients = try keepAliveClients(port: gh.port, count: 200, path: "/k")
         #expect(try gh.metric("process_open_fds") >= before + 200)
         #expect(try eventually(3) { try agrees() })
         clients.removeAll()

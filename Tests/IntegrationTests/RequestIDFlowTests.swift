@@ -47,12 +47,10 @@ struct RequestIDFlowTests {
 
     @Test("the error log names the request's id")
     func logged() throws {
-        let path = NSTemporaryDirectory() + "gatehouse-rid-\(UUID().uuidString).log"
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [1], top: "error_log \(path);"))
+        let log = LogFile()
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [1], top: "error_log \(log.path);"))
         let r = try HTTP.request(port: gh.port, "GET / HTTP/1.1\r\nHost: t\r\nX-Request-ID: trace-42\r\nConnection: close\r\n\r\n")
         #expect(r.status == 502)
-        let log = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-        #expect(log.contains("request trace-42; answered 502"), "\(log)")
+        #expect(log.text.contains("request trace-42; answered 502"), "\(log.text)")
     }
 }

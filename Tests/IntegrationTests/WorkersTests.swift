@@ -62,22 +62,15 @@ struct WorkersTests {
     @Test("workers 2: one thread each, connections spread over both, a killed worker replaced within 1 s while the other's clients carry on, SIGTERM drains all")
     func twoWorkers() throws {
         let be = try DemoBackend()
-        let log = NSTemporaryDirectory() + "gatehouse-workers-\(UUID().uuidString).log"
-        defer { try? FileManager.default.removeItem(atPath: log) }
-        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [be.port], top: "workers 2;\nerror_log \(log);"))
+        let log = LogFile()
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [be.port], top: "workers 2;\nerror_log \(log.path);"))
         let supervisor = gh.child.pid
         #expect(try eventually(3) { Self.children(of: supervisor).count == 2 })
         let workers = Self.children(of: supervisor).sorted { (Self.slot($0) ?? 9) < (Self.slot($1) ?? 9) }
         try #require(workers.count == 2)
         #expect(workers.map(Self.slot) == [0, 1])
 
-        var conns: [Conn] = []
-        for i in 0..<100 {
-            let c = try Conn(port: gh.port)
-            try c.send("GET /c\(i) HTTP/1.1\r\nHost: t\r\n\r\n")
-            #expect(try c.readResponse().status == 200)
-            conns.append(c)
-        }
+        let conns = try keepAliveClients(port: gh.port, count: 100, path: "/c")
         // Counted once each has served: every thread its runtime would start has started by now.
         #expect(Self.threads(supervisor) == 1)
         for w in workers { #expect(Self.threads(w) == 1, "worker \(w) has \(Self.threads(w)) threads") }
@@ -88,7 +81,7 @@ struct WorkersTests {
         kill(workers[0], SIGKILL)
         #expect(try eventually(1) { let now = Self.children(of: supervisor); return now.count == 2 && !now.contains(workers[0]) },
                 "replaced within 1 s: \(Self.children(of: supervisor))")
-        let logged = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        let logged = log.text
         #expect(logged.contains("[error] worker 0 (pid \(workers[0])) was killed by signal 9 (Killed); starting another"), "\(logged)")
         var survivors = 0, lost = 0
         for (i, c) in conns.enumerated() {
@@ -138,13 +131,7 @@ struct WorkersTests {
         for w in ["0", "1"] { #expect(try gh.metric("gatehouse_worker_loop_busy_seconds_total{worker=\"\(w)\"}") > 0) }
 
         // Open connections are a gauge: the sum of the live workers'.
-        var held: [Conn] = []
-        for i in 0..<10 {
-            let c = try Conn(port: gh.port)
-            try c.send("GET /h\(i) HTTP/1.1\r\nHost: t\r\n\r\n")
-            #expect(try c.readResponse().status == 200)
-            held.append(c)
-        }
+        var held = try keepAliveClients(port: gh.port, count: 10, path: "/h")
         #expect(try eventually(3) { try gh.metric("gatehouse_client_connections_open") == 10 })
         #expect(try eventually(3) { try gh.metric(ok) == 70 })
 
@@ -168,9 +155,8 @@ struct WorkersTests {
     @Test("a second instance cannot join the port; a worker that finds its listen addresses changed in the file refuses to start, and says why")
     func guards() throws {
         let be = try DemoBackend()
-        let log = NSTemporaryDirectory() + "gatehouse-workers-\(UUID().uuidString).log"
-        defer { try? FileManager.default.removeItem(atPath: log) }
-        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [be.port], top: "workers 2;\nerror_log \(log);"))
+        let log = LogFile()
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [be.port], top: "workers 2;\nerror_log \(log.path);"))
         let second = try sh("\(binDir)/gatehouse --listen 127.0.0.1:\(gh.port) --backend 127.0.0.1:\(be.port) --metrics off --workers 2 2>&1; echo status=$?")
         #expect(second.output.contains("address already in use") && second.output.contains("status=1"), "\(second.output)")
 
@@ -180,9 +166,9 @@ struct WorkersTests {
         let victim = Self.children(of: gh.child.pid)[0]
         kill(victim, SIGKILL)
         let refused = try eventually(3) {
-            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("listen 127.0.0.1:1 is not where the supervisor bound it")
+            log.text.contains("listen 127.0.0.1:1 is not where the supervisor bound it")
         }
-        #expect(refused, "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        #expect(refused, "\(log.text)")
         // Its sockets are closed: every new connection goes to the other worker.
         #expect(try eventually(3) { Self.children(of: gh.child.pid).count == 1 })
         usleep(100_000)
@@ -191,7 +177,7 @@ struct WorkersTests {
             try c.send("GET /still\(i) HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
             #expect(try c.readResponse().status == 200)
         }
-        #expect(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("its share of the listeners is closed, 1 workers serve on"))
+        #expect(log.text.contains("its share of the listeners is closed, 1 workers serve on"))
     }
 
     @Test("SIGQUIT stops at once: workers killed, a request in flight cut off, the supervisor gone within a second")

@@ -127,3 +127,15 @@ enum HTTP {
         try request(port: port, "GET \(path) HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
     }
 }
+
+/// `count` keep-alive connections to `port`, each with one GET of `path` + its number answered 200
+/// (throws otherwise), left open.
+func keepAliveClients(port: UInt16, count: Int, path: String) throws -> [Conn] {
+    try (0..<count).map { i in
+        let c = try Conn(port: port)
+        try c.send("GET \(path)\(i) HTTP/1.1\r\nHost: t\r\n\r\n")
+        let status = try c.readResponse().status
+        guard status == 200 else { throw TestFailure("GET \(path)\(i): \(status)") }
+        return c
+    }
+}
