@@ -106,6 +106,10 @@ private struct Builder {
                 let v = try one(d)
                 guard v == "stderr" || v.hasPrefix("/") else { throw error(d, "expected stderr or an absolute path, got \"\(v)\"") }
                 config.errorLog = v
+            case "pid_file":
+                let v = try one(d)
+                guard v == "off" || v.hasPrefix("/") else { throw error(d, "expected off or an absolute path, got \"\(v)\"") }
+                config.pidFile = v == "off" ? nil : v
             case "metrics":
                 let v = try one(d)
                 config.metrics = v == "off" ? nil : try address(d, v)

@@ -165,6 +165,8 @@ public struct Configuration: Sendable, Equatable {
     public var logLevel = "info"
     /// Where the error log goes: "stderr", or a file appended to.
     public var errorLog = "stderr"
+    /// Where the supervisor writes its pid (for `gatehouse -s reload`), or nil for none.
+    public var pidFile: String?
     /// Worker processes: 1 runs the proxy in this process, as always; more start a supervisor
     /// that binds the listeners and runs that many workers on them; 0 means one per usable CPU.
     public var workers = 1

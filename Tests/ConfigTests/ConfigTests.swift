@@ -35,7 +35,9 @@ struct ConfigTests {
         let w = try ConfigLoader.load(text: "workers 4;\nbackend b { server 10.0.0.1:80; }\nserver { listen *:0; proxy_pass b; }", file: "x.conf")
         #expect(w.workers == 4)
         let auto = try ConfigLoader.load(text: "workers auto;\nbackend b { server 10.0.0.1:80; }\nserver { listen *:0; proxy_pass b; }", file: "x.conf")
-        #expect(auto.workers == 0)
+        #expect(auto.workers == 0 && auto.pidFile == nil)
+        let pid = try ConfigLoader.load(text: "pid_file /run/gh.pid;\nbackend b { server 10.0.0.1:80; }\nserver { listen *:0; proxy_pass b; }", file: "x.conf")
+        #expect(pid.pidFile == "/run/gh.pid")
     }
 
     @Test("buffering and the minimum rate are read from the file")
@@ -76,6 +78,7 @@ struct ConfigTests {
         ("limits {\n min_rate fast;\n}\n", 2, "min_rate", "invalid number"),
         ("\nerror_log logs/error.log;\n", 2, "error_log", "expected stderr or an absolute path, got \"logs/error.log\""),
         ("workers 0;\n", 1, "workers", "from 1 to 256, or auto"),
+        ("\n\npid_file gatehouse.pid;\n", 3, "pid_file", "expected off or an absolute path, got \"gatehouse.pid\""),
         ("workers many;\n", 1, "workers", "from 1 to 256, or auto"),
     ]
 
