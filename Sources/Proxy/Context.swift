@@ -131,9 +131,14 @@ final class ProxyContext: @unchecked Sendable {
         if fd < sessions.count, sessions[fd] === s { sessions[fd] = nil }
     }
 
-    /// Closes sessions that are between requests (parked, or waiting for a request to begin).
-    func closeIdleSessions() {
-        for case let s? in sessions where s.isBetweenRequests { s.close() }
+    /// Closes the connections between requests (parked, or waiting for a request to begin) that
+    /// have waited at least `quietFor`. Draining,
+    /// one that only just got its response is left a moment: its client may be sending the next
+    /// request this instant, and closing then would reset it (the keep-alive race); that request
+    /// gets its answer with `Connection: close` instead.
+    func closeIdleSessions(quietFor: UInt64 = 0) {
+        let now = EventLoop.shared.now
+        for case let s? in sessions where s.isBetweenRequests && now &- s.state.idleSince >= quietFor { s.close() }
     }
 
     /// Gives memory from a burst back: caches shrink toward what is in use, and free heap pages

@@ -128,94 +128,65 @@ final class ProxyMetrics: @unchecked Sendable {
         lagProbe.start()
     }
 
-    /// With workers: this worker's slot in the shared metrics memory, what its predecessors in
-    /// the slot counted (added to every counter and histogram, so no total ever goes down), the
-    /// vector it publishes (made before the slot is entered), and the last good copy read of
-    /// each slot (used when a slot cannot be read at a scrape, so no total ever dips).
-    private var share: (slots: SharedSlots, slot: Int, workers: Int, count: Int, layout: UInt64, base: [Double])?
-    private var outgoing: UnsafeMutablePointer<Double>?
-    private var lastGood: [UnsafeMutablePointer<Double>?] = []
-    private var lastAlive: [Bool] = []
-    private var scratch: UnsafeMutablePointer<Double>?
+    /// With workers: this worker's part in the metrics they share.
+    private var shared: SharedMetrics?
 
-    /// Joins the shared metrics of a supervisor's workers (before the loop runs). False when
-    /// another worker publishes other series (the config changed since the supervisor started).
-    func share(_ slots: SharedSlots, slot: Int, workers: Int) -> Bool {
-        let n = registry.valueCount
-        let layout = registry.layoutHash
-        guard n <= SharedSlots.capacity else { return true }  // too many series to share: this worker's alone
-        for i in 0..<workers where i != slot {
-            let other = slots.layout(slot: i)
-            if other != 0 && other != layout { return false }
-        }
-        var base = [Double](repeating: 0, count: n)
-        let had = base.withUnsafeMutableBufferPointer { slots.read(slot: slot, count: n, layout: layout, into: $0.baseAddress!) } != nil
-        if had {
-            for (i, m) in registry.monotonic.enumerated() where !m { base[i] = 0 }
-        } else {
-            base = []
-        }
-        share = (slots, slot, workers, n, layout, base)
-        outgoing = .allocate(capacity: n)
-        lastGood = Array(repeating: nil, count: workers)
-        lastAlive = Array(repeating: false, count: workers)
+    /// Joins the shared metrics of a supervisor's workers (before the loop runs) as the worker of
+    /// `slot`, out of `workerSlots`.
+    func share(_ slots: SharedSlots, slot: Int, workerSlots: Int) {
+        guard registry.valueCount <= SharedSlots.capacity else { return }  // too many series to share: this worker's alone
+        shared = SharedMetrics(slots: slots, slot: slot, workerSlots: workerSlots, registry: registry)
         publish()
-        return true
     }
 
     /// Writes this worker's values to its slot (each second, and before a scrape it serves).
     func publish() {
-        guard let s = share, let out = outgoing else { return }
+        guard let s = shared else { return }
         refresh()
-        registry.snapshot(into: out)
-        for i in s.base.indices { out[i] += s.base[i] }
-        s.slots.publish(slot: s.slot, values: out, count: s.count, layout: s.layout)
+        s.publish(registry)
     }
 
     /// The exposition text: this process's values, or with workers the sums over every slot,
     /// with `worker="<slot>"` series for the figures that matter per worker.
     func render() -> [UInt8] {
-        guard let s = share else {
+        guard let s = shared else {
             refresh()
             return registry.render()
         }
         publish()
-        var slots: [MetricsRegistry.Slot] = []
-        for i in 0..<s.workers {
-            // Read into a spare buffer: a read that fails may have copied half an update.
-            let spare = scratch ?? .allocate(capacity: s.count)
-            if let alive = s.slots.read(slot: i, count: s.count, layout: s.layout, into: spare) {
-                scratch = lastGood[i]
-                lastGood[i] = spare
-                lastAlive[i] = alive
-            } else {
-                scratch = spare
-            }
-            guard let good = lastGood[i] else { continue }
-            slots.append(.init(index: i, values: UnsafePointer(good), alive: lastAlive[i]))
-        }
+        let slots = s.readAll()
         var text = registry.render(slots: slots, perWorker: Self.perWorker)
         let live = slots.filter(\.alive).count
-        text += Array("# HELP gatehouse_workers Worker processes running.\n# TYPE gatehouse_workers gauge\ngatehouse_workers \(live)\n".utf8)
+        text += Array("# HELP gatehouse_workers Worker processes running (during a reload, both generations).\n# TYPE gatehouse_workers gauge\ngatehouse_workers \(live)\n".utf8)
         var own = [Double](repeating: 0, count: SharedSlots.supervisorValues)
-        let read = own.withUnsafeMutableBufferPointer {
-            s.slots.read(slot: s.workers, count: SharedSlots.supervisorValues, layout: SharedSlots.supervisorLayout, into: $0.baseAddress!)
-        }
-        if read != nil {
-            text += Array("""
-                # HELP gatehouse_worker_restarts_total Workers that ended and were started again (crashes, kills).
-                # TYPE gatehouse_worker_restarts_total counter
-                gatehouse_worker_restarts_total \(Int(own[0]))
-                # HELP gatehouse_workers_configured Workers the configuration asks for.
-                # TYPE gatehouse_workers_configured gauge
-                gatehouse_workers_configured \(Int(own[1]))
-                # HELP gatehouse_config_load_timestamp_seconds When the running configuration was loaded (unix seconds).
-                # TYPE gatehouse_config_load_timestamp_seconds gauge
-                gatehouse_config_load_timestamp_seconds \(own[2])
-
-                """.utf8)
+        let found = own.withUnsafeMutableBufferPointer { s.slots.read(slot: s.workerSlots, into: $0.baseAddress!, room: $0.count) }
+        if let found, found.layout == SharedSlots.supervisorLayout {
+            text += Array(Self.supervisorText(own).utf8)
         }
         return text
+    }
+
+    /// The supervisor's figures (see `SharedSlots.supervisorValues`).
+    static func supervisorText(_ v: [Double]) -> String {
+        """
+        # HELP gatehouse_worker_restarts_total Workers that ended unasked and were started again (crashes, kills).
+        # TYPE gatehouse_worker_restarts_total counter
+        gatehouse_worker_restarts_total \(Int(v[0]))
+        # HELP gatehouse_workers_configured Workers the configuration asks for.
+        # TYPE gatehouse_workers_configured gauge
+        gatehouse_workers_configured \(Int(v[1]))
+        # HELP gatehouse_config_load_timestamp_seconds When the running configuration was loaded (unix seconds).
+        # TYPE gatehouse_config_load_timestamp_seconds gauge
+        gatehouse_config_load_timestamp_seconds \(v[2])
+        # HELP gatehouse_config_generation The running configuration's generation: 1 at start, one more for each reload that took.
+        # TYPE gatehouse_config_generation gauge
+        gatehouse_config_generation \(Int(v[3]))
+        # HELP gatehouse_reloads_total Reloads (SIGHUP), by result: ok, or failed (the config was refused or its workers did not start; nothing changed).
+        # TYPE gatehouse_reloads_total counter
+        gatehouse_reloads_total{result="ok"} \(Int(v[4]))
+        gatehouse_reloads_total{result="failed"} \(Int(v[5]))
+
+        """
     }
 
     static let perWorker: [(series: String, name: String, help: String, kind: MetricsRegistry.Kind)] = [

@@ -47,9 +47,14 @@ public final class ProxyServer: @unchecked Sendable {
 
     /// Called on SIGUSR1 (logrotate): reopens the log files.
     public var reopenLogs: () -> Void = {}
+    /// Called once everything is set up, just before the loop runs (a worker tells its supervisor).
+    public var onRunning: () -> Void = {}
+    /// A supervisor's worker: SIGHUP means its generation was replaced by a reload.
+    let isWorker: Bool
 
     public init(config: Configuration, logger: Logger, inherited: Inherited? = nil) throws {
         self.logger = logger
+        isWorker = inherited != nil
         raiseOpenFileLimit()
         ctx = ProxyContext(config: config)
         var groups: [UpstreamGroup] = []
@@ -99,8 +104,8 @@ public final class ProxyServer: @unchecked Sendable {
             }
         }
         metrics.tls.contexts = tlsContexts
-        if let s = inherited?.share, let slots = SharedSlots(fd: s.fd, slots: s.slots + 1), !metrics.share(slots, slot: s.slot, workers: s.slots) {
-            throw ConfigChanged(description: "the metrics of this worker's config are not the other workers'")
+        if let s = inherited?.share, let slots = SharedSlots(fd: s.fd, slots: s.slots + 1) {
+            metrics.share(slots, slot: s.slot, workerSlots: s.slots)
         }
         // The subject header is the proxy's word on every listener, not only where it is set:
         // a plain listener in front of the same backend must not let a client write it.
@@ -138,7 +143,15 @@ public final class ProxyServer: @unchecked Sendable {
     /// Starts every task and runs the loop on the calling thread until drained.
     public func run() {
         signals = SignalWatcher { [unowned self] sig in
-            if sig == SIGHUP { return }
+            if sig == SIGHUP {
+                guard self.isWorker else {
+                    self.logger.warning("SIGHUP: reloading needs the supervisor (`workers 2` or more, or auto); nothing changed")
+                    return
+                }
+                self.logger.info("reload: a new generation serves; draining")
+                spawnOnLoop { await self.drain(replaced: true) }
+                return
+            }
             if sig == SIGUSR1 {
                 self.reopenLogs()
                 return
@@ -170,24 +183,28 @@ public final class ProxyServer: @unchecked Sendable {
             }
         }
         metrics.takeBaseline()
+        onRunning()
         EventLoop.shared.run()
+        metrics.publish()  // a worker's last counts, for the workers after it
     }
 
     /// Graceful stop: stop accepting, let in-flight requests finish (up to the drain timeout),
-    /// close idle connections, then stop the loop.
+    /// close idle connections, then stop the loop. `replaced`: a reload started a new generation,
+    /// which serves /metrics and /health from now on (this one must not answer "draining").
     @LoopActor
-    func drain() async {
+    func drain(replaced: Bool = false) async {
         guard !drainStarted else { return }
         drainStarted = true
         ctx.draining = true
         for l in listeners { l.stop() }
+        if replaced { metricsEndpoint?.socket.close() }
         for g in groups {
             g.draining = true
             g.closeIdle()
         }
         let deadline = EventLoop.shared.now + ctx.config.timeouts.drain
         while EventLoop.shared.now < deadline {
-            ctx.closeIdleSessions()
+            ctx.closeIdleSessions(quietFor: 250_000_000)
             if ctx.stats.requestsInFlight == 0 && ctx.stats.clientConnections == 0 { break }
             await sleep(until: EventLoop.shared.now + 20_000_000)
         }

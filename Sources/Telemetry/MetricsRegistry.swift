@@ -110,6 +110,16 @@ public final class MetricsRegistry {
         return h == 0 ? 1 : h
     }
 
+    /// What each entry of the vector is, in order: `name{labels}` for a series, `name{labels}#k`
+    /// for a histogram's k-th value. Workers of different configs (before and after a reload)
+    /// add up their vectors by these.
+    public var keys: [String] {
+        var k: [String] = []
+        for f in families { for s in f.series { k.append(f.name + "{" + s.labels + "}") } }
+        for h in histograms { for j in 0..<h.valueCount { k.append(h.name + "{" + h.labelPrefix + "}#\(j)") } }
+        return k
+    }
+
     /// Whether entry i of the vector only ever grows (a counter, a histogram count or sum): a
     /// worker started in a slot adds its predecessor's final values to these.
     public var monotonic: [Bool] {
@@ -145,7 +155,8 @@ public final class MetricsRegistry {
         return render(values: UnsafePointer(own), extra: "")
     }
 
-    /// One worker's published vector, and whether that worker is alive (its gauges count).
+    /// One worker's published vector in this registry's order (NaN where that worker has no such
+    /// series: it runs another config), and whether that worker is alive (its gauges count).
     public struct Slot {
         public let index: Int
         public let values: UnsafePointer<Double>
@@ -167,7 +178,7 @@ public final class MetricsRegistry {
         var i = 0
         for f in families {
             for _ in f.series {
-                let live = slots.filter { $0.alive || f.kind == .counter }.map { $0.values[i] }
+                let live = slots.filter { $0.alive || f.kind == .counter }.map { $0.values[i] }.filter { !$0.isNaN }
                 switch f.kind == .counter ? .sum : f.across {
                 case .sum: sums[i] = live.reduce(0, +)
                 case .max: sums[i] = live.max() ?? 0
@@ -176,12 +187,12 @@ public final class MetricsRegistry {
                 i += 1
             }
         }
-        for k in i..<n { sums[k] = slots.reduce(0) { $0 + $1.values[k] } }
+        for k in i..<n { sums[k] = slots.reduce(0) { $0 + ($1.values[k].isNaN ? 0 : $1.values[k]) } }
         var extra = ""
         for w in perWorker {
             guard let at = index(of: w.series) else { continue }
             extra += "# HELP \(w.name) \(LoopHistogram.escape(w.help, quotes: false))\n# TYPE \(w.name) \(w.kind.rawValue)\n"
-            for s in slots where s.alive { extra += "\(w.name){worker=\"\(s.index)\"} \(Self.format(s.values[at]))\n" }
+            for s in slots where s.alive && !s.values[at].isNaN { extra += "\(w.name){worker=\"\(s.index)\"} \(Self.format(s.values[at]))\n" }
         }
         return render(values: UnsafePointer(sums), extra: extra)
     }

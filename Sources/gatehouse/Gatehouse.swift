@@ -44,20 +44,27 @@ struct Gatehouse: ParsableCommand {
     @Option(name: .customLong("worker-slot"), help: .private)
     var workerSlot: Int?
 
+    @Option(name: .customShort("s"), help: "Signal the running gatehouse (the pid_file of its config): reload, reopen (logs), stop (drain), quit (at once).")
+    var signal: String?
+
     @Flag(name: .customLong("version"), help: "Print versions and exit.")
     var version = false
 
     mutating func run() throws {
         // Before anything can write to a closed pipe or be stopped by a terminal's Ctrl-\ (a
         // supervisor handles SIGQUIT itself, and its workers must not dump core on it).
-        signal(SIGPIPE, SIG_IGN)
+        Glibc.signal(SIGPIPE, SIG_IGN)
         gh_block_signals()  // each taken from a signalfd later; none may end the process before
-        if workerSlot != nil { signal(SIGQUIT, SIG_IGN) }
+        if workerSlot != nil { Glibc.signal(SIGQUIT, SIG_IGN) }
         if version {
             writeLine(1, "gatehouse \(BuildInfo.version) (\(BuildInfo.openSSL))")
             return
         }
-        let configuration = try loadConfiguration()
+        let (configuration, text) = try loadConfiguration()
+        if let name = signal {
+            try PidFile.send(name, configuration: configuration, file: config ?? "proxy.conf")
+            return
+        }
         // Certificates and TLS policy are only proven by OpenSSL loading them: do it for --check too.
         for s in configuration.servers {
             guard let t = s.tls else { continue }
@@ -95,7 +102,11 @@ struct Gatehouse: ParsableCommand {
         let count = try workerCount(configuration)
         if workerSlot == nil && count > 1 {
             do {
-                try Supervisor(configuration: configuration, workers: count, arguments: CommandLine.arguments, logger: logger, log: logTarget).run()
+                let supervisor = try Supervisor(configuration: configuration, text: text, workers: count, arguments: CommandLine.arguments,
+                                                configPath: text == nil ? nil : (config ?? "proxy.conf"), logger: logger, log: logTarget)
+                let pid = try PidFile(configuration.pidFile)
+                defer { pid?.remove() }
+                try supervisor.run()
             } catch {
                 writeLine(2, "gatehouse: \(error)")
                 throw ExitCode(1)
@@ -110,7 +121,7 @@ struct Gatehouse: ParsableCommand {
                 throw ExitCode(1)
             }
             if let why = WorkerHandover.mismatch(configuration, i) {
-                logger.error("worker \(workerSlot!): \(why): the config changed since the supervisor started (reloading is not supported yet); restart gatehouse")
+                logger.error("worker \(workerSlot!): \(why)")
                 throw ExitCode(Supervisor.configChanged)
             }
             inherited = i
@@ -118,21 +129,26 @@ struct Gatehouse: ParsableCommand {
         let server: ProxyServer
         do {
             server = try ProxyServer(config: configuration, logger: logger, inherited: inherited)
-        } catch let e as ProxyServer.ConfigChanged {
-            logger.error("worker \(workerSlot ?? 0): \(e): the config changed since the supervisor started (reloading is not supported yet); restart gatehouse")
-            throw ExitCode(Supervisor.configChanged)
         } catch {
             writeLine(2, "gatehouse: \(error)")
             throw ExitCode(1)
         }
         server.reopenLogs = { Self.reopen(logTarget, logger) }
         if inherited != nil {
-            server.run()  // a worker: the supervisor told where it listens, and tells when it stops
+            // A worker: the supervisor told where it listens, and tells when it stops.
+            server.onRunning = WorkerHandover.sayReady
+            server.run()
             return
         }
         for (kind, address) in server.boundAddresses {
             writeLine(1, "gatehouse: \(kind) listening on \(address)")
         }
+        let pid: PidFile?
+        do { pid = try PidFile(configuration.pidFile) } catch {
+            writeLine(2, "gatehouse: \(error)")
+            throw ExitCode(1)
+        }
+        defer { pid?.remove() }
         server.run()
         writeLine(1, "gatehouse: stopped")
     }
@@ -158,7 +174,9 @@ struct Gatehouse: ParsableCommand {
         return n == 0 ? usableCPUs() : n
     }
 
-    func loadConfiguration() throws -> Configuration {
+    /// The configuration, and its text when it came from a file (the supervisor hands that text to
+    /// its workers; a worker reads the one handed to it).
+    func loadConfiguration() throws -> (Configuration, String?) {
         if !listen.isEmpty || !backend.isEmpty {
             guard config == nil else { throw ValidationError("use either -c FILE or --listen/--backend, not both") }
             guard !listen.isEmpty, !backend.isEmpty else { throw ValidationError("one-line mode needs --listen and at least one --backend") }
@@ -184,22 +202,22 @@ struct Gatehouse: ParsableCommand {
                 c.servers[0].tls = t
             default: throw ValidationError("--tls-cert and --tls-key go together")
             }
-            return c
+            return (c, nil)
         }
         let path = config ?? "proxy.conf"
-        guard let text = readFile(path) else {
+        guard let text = (workerSlot != nil ? WorkerHandover.configText() : nil) ?? Self.readFile(path) else {
             writeLine(2, "gatehouse: cannot read configuration file \(path)")
             throw ExitCode(1)
         }
         do {
-            return try ConfigLoader.load(text: text, file: path)
+            return (try ConfigLoader.load(text: text, file: path), text)
         } catch {
             writeLine(2, "gatehouse: \(error)")
             throw ExitCode(1)
         }
     }
 
-    func readFile(_ path: String) -> String? {
+    static func readFile(_ path: String) -> String? {
         guard let f = fopen(path, "r") else { return nil }
         defer { fclose(f) }
         var bytes: [UInt8] = []

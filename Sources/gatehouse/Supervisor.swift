@@ -4,225 +4,316 @@ import Glibc
 import Logging
 import Proxy
 import Runtime
+import TLS
 
 /// `workers N` (N > 1): this process binds every listener once and keeps them for its whole life,
 /// and runs N workers, each the one-thread proxy of `workers 1`, on them. Workers are this same
 /// executable started with posix_spawn (never fork from a Swift process) and the listening
-/// sockets as inherited descriptors. One thread here too: a blocking loop on a signalfd.
+/// sockets as inherited descriptors. One thread here too: a blocking poll on a signalfd and the
+/// pipes on which new workers say they are ready.
 ///
 /// Each worker slot has its own listening socket per address, bound with SO_REUSEPORT, so the
 /// kernel spreads new connections evenly over the slots (one listener shared by every worker's
 /// epoll wakes them last-in-first-out: the busiest takes most). The supervisor holds them all, so
 /// a worker that dies loses nothing queued: its replacement accepts from the same socket.
-struct Supervisor {
-    let configuration: Configuration
+///
+/// SIGHUP reloads: the file is read and checked here (a bad one changes nothing), a new
+/// generation of workers starts on the same sockets, and once each of its workers is ready the
+/// old generation is told to drain (SIGHUP to a worker: stop accepting, finish what is in flight,
+/// exit).
+final class Supervisor {
     let workers: Int
     let arguments: [String]
+    /// The config file, read again at each reload; nil in the one-line mode (nothing to reload).
+    let configPath: String?
     let logger: Logger
     let log: LogTarget
+    private let signals: Int32
+    private var listeners: ListenerTable
+    private let shareFD: Int32
+    private let shared: SharedSlots
+    /// Metrics slots for workers: four generations at once (one serving, up to three draining).
+    private let metricsSlots: Int
+    private var slotBusy: [Bool]
+    private var current: Generation
+    private var pending: Generation?
+    private var pendingDeadline: UInt64 = 0
+    private var draining: [Generation] = []
+    private var stopping = false
+    private var restarts = 0
+    private var reloads = (ok: 0, failed: 0)
+    private var loadedAt = wallClockSeconds()
 
-
-    /// A worker's exit status when the sockets it was handed are not its config's (EX_CONFIG):
-    /// starting it again cannot help.
+    /// A worker's exit status when the sockets it was handed are not its config's (EX_CONFIG).
     static let configChanged: Int32 = 78
 
-    private final class Slot {
-        let index: Int
-        /// Its worker cannot run with this supervisor's sockets: not started again.
-        var retired = false
-        var pid: Int32 = 0
-        var startedAt: UInt64 = 0
-        var backoff: UInt64 = 100_000_000
-        var restartAt: UInt64 = 0
-        init(index: Int) { self.index = index }
+    /// Binds every listener of `configuration` and prints where; `run()` then starts the workers.
+    init(configuration: Configuration, text: String?, workers: Int, arguments: [String], configPath: String?, logger: Logger, log: LogTarget) throws {
+        self.workers = workers
+        self.arguments = arguments
+        self.configPath = configPath
+        self.logger = logger
+        self.log = log
+        signals = gh_supervisor_signalfd()
+        guard signals >= 0 else { throw Failure("cannot block signals for the supervisor") }
+        raiseOpenFileLimit()
+        listeners = ListenerTable(workers: workers)
+        let plan = try listeners.plan(configuration)
+        listeners.commit(plan)
+        for (kind, address) in plan.bound { writeLine(1, "gatehouse: \(kind) listening on \(address)") }
+        metricsSlots = 4 * workers
+        slotBusy = Array(repeating: false, count: metricsSlots)
+        // Every worker publishes its metrics in its slot of this shared memory; the one serving
+        // /metrics sums them. The supervisor's own figures go in the slot after the workers'.
+        guard let (fd, slots) = SharedSlots.create(slots: metricsSlots + 1) else { throw Failure("cannot create the shared metrics memory") }
+        shareFD = fd
+        shared = slots
+        current = Generation(number: 1, configuration: configuration, configFD: text.flatMap(Generation.configFD), plan: plan)
     }
 
-    /// Binds, prints the bound addresses, runs the workers until SIGTERM/SIGINT (drain) or SIGQUIT
-    /// (immediate), then returns.
+    /// Runs the workers until SIGTERM/SIGINT (drain) or SIGQUIT (immediate), then returns.
     func run() throws {
-        let sfd = gh_supervisor_signalfd()
-        guard sfd >= 0 else { throw Failure("cannot block signals for the supervisor") }
-        raiseOpenFileLimit()
-        var (perSlot, metricsFD, bound) = try bindAll()
-        for (kind, address) in bound { writeLine(1, "gatehouse: \(kind) listening on \(address)") }
-        // Every worker publishes its metrics in its slot of this shared memory; the one serving
-        // /metrics sums them. Ours to mark a slot dead when its worker exits.
-        guard let (shareFD, shared) = SharedSlots.create(slots: workers + 1) else { throw Failure("cannot create the shared metrics memory") }
-        var restarts = 0
-        let loadedAt = wallClockSeconds()
-        func publishOwn() {
-            let v = [Double(restarts), Double(workers), loadedAt]
-            v.withUnsafeBufferPointer { shared.publish(slot: workers, values: $0.baseAddress!, count: v.count, layout: SharedSlots.supervisorLayout) }
-        }
         publishOwn()
-        // A worker's descriptors are numbered above every one handed over, so no dup2 of the
-        // spawn overwrites a descriptor another is still to be copied from.
-        let firstTarget = (perSlot.flatMap { $0 } + [shareFD] + (metricsFD.map { [$0] } ?? [])).max()! + 1
-        let slots = (0..<workers).map { Slot(index: $0) }
-        func start(_ s: Slot) {
-            spawn(s, perSlot[s.index], metrics: s.index == 0 ? metricsFD : nil, share: shareFD, firstTarget: firstTarget)
-        }
-        for s in slots { start(s) }
-        var stopping = false
+        start(current)
         while true {
-            let now = monotonicNanos()
-            let due = slots.filter { $0.pid == 0 && !$0.retired && !stopping }.map(\.restartAt).min()
-            let timeout = due.map { Int32(clamping: ($0 > now ? $0 - now : 0) / 1_000_000 + 1) } ?? -1
-            var p = pollfd(fd: sfd, events: Int16(POLLIN), revents: 0)
-            _ = poll(&p, 1, timeout)
-            if p.revents & Int16(POLLIN) != 0 {
-                var info = signalfd_siginfo()
-                let n = withUnsafeMutableBytes(of: &info) { read(sfd, $0.baseAddress, $0.count) }
-                if n == MemoryLayout<signalfd_siginfo>.size {
-                    switch Int32(info.ssi_signo) {
-                    case SIGCHLD:
-                        let ended = reap(slots, stopping: stopping)
-                        for dead in ended { shared.markDead(slot: dead) }
-                        if !stopping && !ended.isEmpty {
-                            restarts += ended.count
-                            publishOwn()
-                        }
-                        for s in slots where s.retired && !perSlot[s.index].isEmpty {
-                            // Its sockets closed, the kernel gives their share of new connections
-                            // to the other workers' sockets instead of queueing it for no one.
-                            for fd in perSlot[s.index] { close(fd) }
-                            perSlot[s.index] = []
-                            // Worker 0 served /metrics: with it gone, scrapes are refused, not left hanging.
-                            if s.index == 0, let m = metricsFD {
-                                close(m)
-                                metricsFD = nil
-                            }
-                        }
-                        if slots.allSatisfy(\.retired) {
-                            logger.critical("no worker can start with the sockets bound at start; stopping")
-                            closeListeners(&perSlot, &metricsFD)
-                            throw Failure("no worker could start: the config changed since gatehouse started")
-                        }
-                    case SIGTERM, SIGINT:
-                        if !stopping { logger.notice("signal \(info.ssi_signo): draining \(workers) workers") }
-                        stopping = true
-                        for s in slots where s.pid > 0 { kill(s.pid, SIGTERM) }
-                        closeListeners(&perSlot, &metricsFD)
-                    case SIGQUIT:
-                        logger.notice("signal \(info.ssi_signo): stopping \(workers) workers now")
-                        stopping = true
-                        for s in slots where s.pid > 0 { kill(s.pid, SIGKILL) }
-                        closeListeners(&perSlot, &metricsFD)
-                    case SIGUSR1:
-                        Gatehouse.reopen(log, logger)
-                        for s in slots where s.pid > 0 { kill(s.pid, SIGUSR1) }
-                    case SIGHUP:
-                        logger.warning("SIGHUP: reloading is not supported yet; nothing changed")
-                    default: break
-                    }
-                }
-            }
+            waitForEvent()
             if stopping {
-                if slots.allSatisfy({ $0.pid == 0 }) { return }
+                if all.allSatisfy({ $0.running.isEmpty }) { return }
                 continue
             }
-            let t = monotonicNanos()
-            for s in slots where s.pid == 0 && !s.retired && s.restartAt <= t { start(s) }
+            checkPending()
+            let now = monotonicNanos()
+            for w in current.workers where w.pid == 0 && w.restartAt <= now { spawn(w, of: current) }
         }
     }
 
-    /// Stopping: the workers close theirs as they drain; with ours closed too, new connections
-    /// are refused at once instead of queueing where no one will accept them.
-    private func closeListeners(_ perSlot: inout [[Int32]], _ metrics: inout Int32?) {
-        for fd in perSlot.flatMap({ $0 }) + (metrics.map { [$0] } ?? []) { close(fd) }
-        perSlot = perSlot.map { _ in [] }
-        metrics = nil
+    private var all: [Generation] { [current] + (pending.map { [$0] } ?? []) + draining }
+
+    // MARK: Events
+
+    /// Blocks until a signal, a ready pipe, a restart or the pending generation's deadline.
+    private func waitForEvent() {
+        let now = monotonicNanos()
+        var due = current.workers.filter { $0.pid == 0 && !stopping }.map(\.restartAt)
+        if pending != nil { due.append(pendingDeadline) }
+        let timeout = due.min().map { Int32(clamping: ($0 > now ? $0 - now : 0) / 1_000_000 + 1) } ?? -1
+        let waiting = all.flatMap(\.workers).filter { $0.readyFD >= 0 }
+        var fds = [pollfd(fd: signals, events: Int16(POLLIN), revents: 0)] + waiting.map { pollfd(fd: $0.readyFD, events: Int16(POLLIN), revents: 0) }
+        guard poll(&fds, nfds_t(fds.count), timeout) > 0 else { return }
+        for (w, p) in zip(waiting, fds.dropFirst()) where p.revents != 0 { _ = w.takeReady() }
+        guard fds[0].revents & Int16(POLLIN) != 0 else { return }
+        var info = signalfd_siginfo()
+        let n = withUnsafeMutableBytes(of: &info) { read(signals, $0.baseAddress, $0.count) }
+        if n == MemoryLayout<signalfd_siginfo>.size { take(Int32(info.ssi_signo)) }
     }
 
-    /// Every listen address bound once per slot (SO_REUSEPORT; a port 0 becomes the port the first
-    /// got), and the metrics listener once.
-    private func bindAll() throws -> (perSlot: [[Int32]], metrics: Int32?, bound: [(String, SocketAddress)]) {
-        var perSlot = Array(repeating: [Int32](), count: workers)
-        var bound: [(String, SocketAddress)] = []
-        for s in configuration.servers {
-            for l in s.listen {
-                guard var addr = SocketAddress.resolve(host: l.address.host, port: l.address.port) else {
-                    throw Failure("listen \(l.address): cannot resolve")
-                }
-                // The slots share the port by SO_REUSEPORT; that must not let this instance join
-                // another's port unless `listen ... reuseport` says so: a plain bind tries first.
-                if !l.reusePort {
-                    do { close(try TCP.bindListener(on: addr, backlog: 1)) } catch {
-                        throw Failure("cannot listen on \(l.address): \(ProxyServer.describe(error, reusePort: false))")
-                    }
-                }
-                for slot in 0..<workers {
-                    let fd: Int32
-                    do { fd = try TCP.bindListener(on: addr, reusePort: true) } catch {
-                        throw Failure("cannot listen on \(l.address): \(ProxyServer.describe(error, reusePort: true))")
-                    }
-                    if slot == 0, let actual = TCP.localAddress(ofFD: fd) { addr = actual }
-                    perSlot[slot].append(fd)
-                }
-                bound.append((s.tls == nil ? "proxy" : "proxy (tls)", addr))
-            }
+    private func take(_ signal: Int32) {
+        switch signal {
+        case SIGCHLD: reap()
+        case SIGTERM, SIGINT:
+            if !stopping { logger.notice("signal \(signal): draining \(all.flatMap(\.running).count) workers") }
+            stop(with: SIGTERM)
+        case SIGQUIT:
+            logger.notice("signal \(signal): stopping \(all.flatMap(\.running).count) workers now")
+            stop(with: SIGKILL)
+        case SIGUSR1:
+            Gatehouse.reopen(log, logger)
+            for w in all.flatMap(\.running) { kill(w.pid, SIGUSR1) }
+        case SIGHUP: if !stopping { reload() }
+        default: break
         }
-        var metricsFD: Int32?
-        if let m = configuration.metrics {
-            guard let addr = SocketAddress.resolve(host: m.host, port: m.port) else { throw Failure("metrics \(m): cannot resolve") }
-            do { metricsFD = try TCP.bindListener(on: addr, backlog: 128) } catch {
-                throw Failure("cannot listen on \(m) (metrics): \(ProxyServer.describe(error, reusePort: nil))")
-            }
-            bound.append(("metrics", TCP.localAddress(ofFD: metricsFD!) ?? addr))
-        }
-        return (perSlot, metricsFD, bound)
     }
 
-    private func spawn(_ slot: Slot, _ listeners: [Int32], metrics: Int32?, share: Int32, firstTarget: Int32) {
-        let fds = [share] + listeners + (metrics.map { [$0] } ?? [])
-        let targets = fds.indices.map { firstTarget + Int32($0) }
-        let listenTargets = targets.dropFirst().prefix(listeners.count).map(String.init).joined(separator: ",")
-        var env = ProcessEnvironment.current.filter { !$0.hasPrefix("GATEHOUSE_WORKER_") }
-        env.append("GATEHOUSE_WORKER_LISTEN_FDS=\(listenTargets)")
-        env.append("GATEHOUSE_WORKER_SHARE=\(targets[0]),\(slot.index),\(workers)")
-        if metrics != nil { env.append("GATEHOUSE_WORKER_METRICS_FD=\(targets.last!)") }
-        env.append("GATEHOUSE_WORKER_SUPERVISOR=\(getpid())")
-        let argv = arguments + ["--worker-slot", String(slot.index)]
-        let pid = withCStrings(argv) { a in withCStrings(env) { e in gh_spawn("/proc/self/exe", a, e, fds, targets, Int32(fds.count)) } }
-        guard pid > 0 else {
-            logger.error("worker \(slot.index): cannot start: \(String(cString: strerror(-pid)))")
-            slot.restartAt = monotonicNanos() + slot.backoff
-            slot.backoff = min(slot.backoff * 2, 5_000_000_000)
-            return
-        }
-        slot.pid = pid
-        slot.startedAt = monotonicNanos()
+    private func stop(with signal: Int32) {
+        stopping = true
+        for w in all.flatMap(\.running) { kill(w.pid, signal) }
+        listeners.closeAll()
     }
 
-    /// Collects every worker that ended and plans its replacement: at once after a worker that ran
-    /// 10 s or more, else after a delay that doubles up to 5 s (a worker that keeps crashing).
-    /// Returns the slots whose worker ended.
-    @discardableResult
-    private func reap(_ slots: [Slot], stopping: Bool) -> [Int] {
-        var ended: [Int] = []
+    /// Collects every worker that ended: a draining generation's are done, a pending one's mean
+    /// the reload failed, the serving one's are started again.
+    private func reap() {
         while true {
             var status: Int32 = 0
             let pid = waitpid(-1, &status, WNOHANG)
-            guard pid > 0 else { return ended }
-            guard let s = slots.first(where: { $0.pid == pid }) else { continue }
-            s.pid = 0
-            ended.append(s.index)
+            guard pid > 0 else { return }
+            guard let g = all.first(where: { $0.workers.contains { $0.pid == pid } }),
+                  let w = g.workers.first(where: { $0.pid == pid }) else { continue }
+            w.pid = 0
+            if w.readyFD >= 0 {
+                close(w.readyFD)
+                w.readyFD = -1
+            }
+            shared.markDead(slot: w.metricsSlot)
             let why = Self.describe(status)
-            if stopping {
-                logger.info("worker \(s.index) (pid \(pid)) \(why)")
-                continue
+            if stopping || g.draining {
+                logger.info("worker \(w.index) of generation \(g.number) (pid \(pid)) \(why)")
+                if g.running.isEmpty { retire(g) }
+            } else if g === pending {
+                logger.error("reload: worker \(w.index) of generation \(g.number) (pid \(pid)) \(why) before it was ready; generation \(current.number) serves on")
+                abandonPending()
+            } else {
+                restarts += 1
+                publishOwn()
+                w.planRestart()
+                logger.error("worker \(w.index) (pid \(pid)) \(why); starting another")
             }
-            if status & 0x7F == 0 && (status >> 8) & 0xFF == Self.configChanged {
-                s.retired = true
-                logger.critical("worker \(s.index) (pid \(pid)) cannot serve the sockets bound at start (see its line above); its share of the listeners is closed, \(slots.filter { !$0.retired }.count) workers serve on")
-                continue
-            }
-            let ran = monotonicNanos() - s.startedAt
-            if ran >= 10_000_000_000 { s.backoff = 100_000_000 }
-            s.restartAt = monotonicNanos() + (ran >= 10_000_000_000 ? 0 : s.backoff)
-            if ran < 10_000_000_000 { s.backoff = min(s.backoff * 2, 5_000_000_000) }
-            logger.error("worker \(s.index) (pid \(pid)) \(why); starting another")
         }
+    }
+
+    /// A drained generation is gone: its metric slots are free (what they counted stays there
+    /// until a new worker takes the slot over and adds it to its own), its config file closed.
+    private func retire(_ g: Generation) {
+        for w in g.workers { slotBusy[w.metricsSlot] = false }
+        g.release()
+        draining.removeAll { $0 === g }
+    }
+
+    // MARK: Reload
+
+    /// SIGHUP: reads and checks the file, binds what it adds, starts its generation.
+    private func reload() {
+        guard let path = configPath else {
+            logger.warning("SIGHUP: started without a config file (one-line mode): nothing to reload")
+            return
+        }
+        guard pending == nil else {
+            logger.warning("SIGHUP: reload of generation \(pending!.number) still starting; this one ignored")
+            return
+        }
+        let next = current.number + 1
+        let configuration: Configuration
+        let text: String
+        do {
+            (configuration, text) = try Self.load(path)
+        } catch {
+            return failReload("\(error)")
+        }
+        guard slotBusy.filter({ !$0 }).count >= workers else {
+            return failReload("\(draining.count) older generations are still draining; try again when they are done")
+        }
+        let plan: ListenerTable.Plan
+        do { plan = try listeners.plan(configuration) } catch { return failReload("\(error)") }
+        guard let fd = Generation.configFD(text: text) else {
+            listeners.abandon(plan)
+            return failReload("cannot hand the config to workers: \(IOError.errno(errno))")
+        }
+        if configuration.workers != 0 && configuration.workers != workers || configuration.workers == 0 && usableCPUs() != workers {
+            logger.warning("reload: the number of workers changes at a restart only; keeping \(workers)")
+        }
+        logger.notice("SIGHUP: \(path) is valid; starting generation \(next)")
+        let g = Generation(number: next, configuration: configuration, configFD: fd, plan: plan)
+        pending = g
+        pendingDeadline = monotonicNanos() + 10_000_000_000
+        start(g)
+    }
+
+    /// The file read and checked as `gatehouse --check` does (OpenSSL loads every certificate).
+    static func load(_ path: String) throws -> (Configuration, String) {
+        guard let text = Gatehouse.readFile(path) else { throw Failure("cannot read configuration file \(path)") }
+        let c = try ConfigLoader.load(text: text, file: path)
+        for s in c.servers {
+            guard let t = s.tls else { continue }
+            _ = try TLSServerContext(settings: t, stats: TLSStats())
+        }
+        return (c, text)
+    }
+
+    private func failReload(_ why: String) {
+        reloads.failed += 1
+        publishOwn()
+        logger.error("reload refused: \(why); generation \(current.number) serves on, nothing changed")
+    }
+
+    /// The pending generation is ready when all its workers are: the old one is told to drain.
+    /// Not ready in 10 s: the reload failed.
+    private func checkPending() {
+        guard let g = pending else { return }
+        if g.allReady {
+            pending = nil
+            let old = current
+            current = g
+            old.draining = true
+            draining.append(old)
+            for w in old.running { kill(w.pid, SIGHUP) }
+            if old.running.isEmpty { retire(old) }
+            listeners.commit(g.plan)
+            reloads.ok += 1
+            loadedAt = wallClockSeconds()
+            publishOwn()
+            logger.notice("reload: generation \(g.number) serves; generation \(old.number) drains")
+        } else if monotonicNanos() >= pendingDeadline {
+            logger.error("reload: generation \(g.number) was not ready within 10 s; generation \(current.number) serves on")
+            abandonPending()
+        }
+    }
+
+    /// Stops the pending generation's workers (they drain what they may have accepted) and
+    /// closes what was bound for it.
+    private func abandonPending() {
+        guard let g = pending else { return }
+        pending = nil
+        g.draining = true
+        draining.append(g)
+        for w in g.running { kill(w.pid, SIGHUP) }
+        if g.running.isEmpty { retire(g) }
+        listeners.abandon(g.plan)
+        reloads.failed += 1
+        publishOwn()
+    }
+
+    // MARK: Workers
+
+    private func start(_ g: Generation) {
+        for i in 0..<workers {
+            guard let slot = slotBusy.firstIndex(of: false) else { break }
+            slotBusy[slot] = true
+            let w = Worker(index: i, metricsSlot: slot)
+            g.workers.append(w)
+            spawn(w, of: g)
+        }
+    }
+
+    private func publishOwn() {
+        let v = [Double(restarts), Double(workers), loadedAt, Double(current.number), Double(reloads.ok), Double(reloads.failed)]
+        v.withUnsafeBufferPointer { shared.publish(slot: metricsSlots, values: $0.baseAddress!, count: v.count, layout: SharedSlots.supervisorLayout) }
+    }
+
+    private func spawn(_ w: Worker, of g: Generation) {
+        var ready: [Int32] = [-1, -1]
+        guard gh_pipe_nonblocking(&ready) == 0 else {
+            logger.error("worker \(w.index): cannot start: \(IOError.errno(errno))")
+            w.planRestart()
+            return
+        }
+        let listen = g.plan.perSlot[w.index]
+        let metrics = w.index == 0 ? g.plan.metricsFD : nil
+        let fds = [shareFD, ready[1]] + (g.configFD.map { [$0] } ?? []) + listen + (metrics.map { [$0] } ?? [])
+        // Numbered above every descriptor here, so no dup2 of the spawn overwrites one another
+        // is still to be copied from.
+        let first = (fds + listeners.allFDs + all.flatMap(\.workers).map(\.readyFD) + [ready[0]]).max()! + 1
+        let targets = fds.indices.map { first + Int32($0) }
+        var at = 2
+        var env = ProcessEnvironment.current.filter { !$0.hasPrefix("GATEHOUSE_WORKER_") }
+        env.append("GATEHOUSE_WORKER_SHARE=\(targets[0]),\(w.metricsSlot),\(metricsSlots)")
+        env.append("GATEHOUSE_WORKER_READY_FD=\(targets[1])")
+        if g.configFD != nil {
+            env.append("GATEHOUSE_WORKER_CONFIG_FD=\(targets[at])")
+            at += 1
+        }
+        env.append("GATEHOUSE_WORKER_LISTEN_FDS=\(targets[at..<(at + listen.count)].map(String.init).joined(separator: ","))")
+        if metrics != nil { env.append("GATEHOUSE_WORKER_METRICS_FD=\(targets.last!)") }
+        env.append("GATEHOUSE_WORKER_SUPERVISOR=\(getpid())")
+        let argv = arguments + ["--worker-slot", String(w.index)]
+        let pid = withCStrings(argv) { a in withCStrings(env) { e in gh_spawn("/proc/self/exe", a, e, fds, targets, Int32(fds.count)) } }
+        close(ready[1])
+        guard pid > 0 else {
+            close(ready[0])
+            logger.error("worker \(w.index): cannot start: \(String(cString: strerror(-pid)))")
+            w.planRestart()
+            return
+        }
+        w.markStarted(pid: pid, readyFD: ready[0])
     }
 
     static func describe(_ status: Int32) -> String {
@@ -236,65 +327,3 @@ struct Supervisor {
         init(_ d: String) { description = d }
     }
 }
-
-/// What a worker was handed: read from the environment the supervisor set.
-enum WorkerHandover {
-    /// Each handed-over socket must be bound where the worker's reading of the config says (the
-    /// file is read again by every worker that starts, and may have changed since the supervisor
-    /// bound the sockets); nil when it is, else what differs.
-    static func mismatch(_ c: Configuration, _ h: ProxyServer.Inherited) -> String? {
-        let listens = c.servers.flatMap(\.listen)
-        guard listens.count == h.listeners.count else {
-            return "the config has \(listens.count) listen addresses, the supervisor bound \(h.listeners.count)"
-        }
-        for (l, fd) in zip(listens, h.listeners) {
-            guard let bound = TCP.localAddress(ofFD: fd), let want = SocketAddress.resolve(host: l.address.host, port: bound.port),
-                  l.address.port == 0 || l.address.port == bound.port, want.description == bound.description else {
-                return "listen \(l.address) is not where the supervisor bound it (\(TCP.localAddress(ofFD: fd)?.description ?? "?"))"
-            }
-        }
-        return nil
-    }
-
-    static func inherited() -> ProxyServer.Inherited? {
-        let env = ProcessEnvironment.current
-        func value(_ key: String) -> String? {
-            env.first { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)) }
-        }
-        guard let list = value("GATEHOUSE_WORKER_LISTEN_FDS") else { return nil }
-        let fds = list.split(separator: ",").compactMap { Int32($0) }
-        let share = value("GATEHOUSE_WORKER_SHARE").map { $0.split(separator: ",").compactMap { Int($0) } }
-        return ProxyServer.Inherited(listeners: fds, metrics: value("GATEHOUSE_WORKER_METRICS_FD").flatMap { Int32($0) },
-                                     share: share.flatMap { $0.count == 3 ? (Int32($0[0]), $0[1], $0[2]) : nil })
-    }
-
-    /// Ties this worker's life to its supervisor's: false when the supervisor is already gone.
-    static func followSupervisor() -> Bool {
-        guard let text = ProcessEnvironment.current.first(where: { $0.hasPrefix("GATEHOUSE_WORKER_SUPERVISOR=") }),
-              let pid = Int32(text.dropFirst("GATEHOUSE_WORKER_SUPERVISOR=".count)) else { return false }
-        return gh_die_with_parent(pid) == 0
-    }
-}
-
-enum ProcessEnvironment {
-    static var current: [String] {
-        var out: [String] = []
-        var p = environ
-        while let e = p.pointee {
-            out.append(String(cString: e))
-            p += 1
-        }
-        return out
-    }
-}
-
-/// `body` with `strings` as a NULL-terminated C array.
-func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
-    var ptrs: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
-    ptrs.append(nil)
-    defer { for p in ptrs { free(p) } }
-    return ptrs.withUnsafeBufferPointer { body($0.baseAddress!) }
-}
-
-/// CPUs this process may run on (its affinity mask), for `workers auto`.
-func usableCPUs() -> Int { Int(gh_usable_cpus()) }

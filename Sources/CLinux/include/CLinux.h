@@ -29,6 +29,8 @@ int gh_spawn(const char *path, char *const argv[], char *const envp[], const int
 /// The supervisor's signals: blocks CHLD, TERM, INT, HUP, QUIT and USR1 and returns a blocking
 /// signalfd that reports them; SIGPIPE is ignored.
 int gh_supervisor_signalfd(void);
+/// A pipe whose ends close on exec and never block: 0, or -1 with errno.
+int gh_pipe_nonblocking(int fds[2]);
 /// An anonymous shared-memory file of `size` bytes (memfd, sparse until touched); -1 on error.
 int gh_memfd(const char *name, uint64_t size);
 static inline uint64_t gh_load_acquire(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }

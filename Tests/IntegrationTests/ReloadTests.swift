@@ -1,0 +1,133 @@
+import Foundation
+import Glibc
+import Testing
+
+/// Hot reload (issue 8): SIGHUP or `gatehouse -s reload` reads the file again; a valid config
+/// starts a new generation of workers on the same listening sockets and the old one drains; an
+/// invalid one changes nothing and says why.
+@Suite("Reload", .serialized)
+struct ReloadTests {
+    static func top(_ log: LogFile, _ extra: String = "") -> String { "workers 2;\nlog_level notice;\nerror_log \(log.path);\n\(extra)" }
+
+    /// The 2xx requests counted so far.
+    static let ok = "gatehouse_requests_total{backend=\"b\",status_class=\"2xx\"}"
+
+    @Test("reload under load: wrk for 30 s through 10 reloads (a server added and removed, a timeout changed): every request answered, no socket error, a 2 s request across each reload completes, counters never go down", .enabled(if: Tool.wrk, Comment(rawValue: Tool.wrkMissing)))
+    func underLoad() throws {
+        let a = try DemoBackend()
+        let b = try DemoBackend()
+        let log = LogFile()
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [a.port], top: Self.top(log)))
+        let variants = [
+            GatehouseProcess.config(backends: [a.port, b.port], top: Self.top(log)),
+            GatehouseProcess.config(backends: [a.port], top: Self.top(log, "timeouts { upstream_header 20s; }")),
+        ]
+        let wrk = Process()
+        wrk.executableURL = URL(fileURLWithPath: "/bin/sh")
+        wrk.arguments = ["-c", "exec wrk -t1 -c32 -d30s --timeout 10s http://127.0.0.1:\(gh.port)/ 2>&1"]
+        let out = Pipe()
+        wrk.standardOutput = out
+        try wrk.run()
+        var last = 0.0
+        for i in 0..<10 {
+            usleep(500_000)
+            let slow = try Conn(port: gh.port, timeout: 10)
+            try slow.send("GET /?delay_ms=2000 HTTP/1.1\r\nHost: t\r\n\r\n")
+            usleep(200_000)
+            try variants[i % 2].write(toFile: gh.configPath, atomically: true, encoding: .utf8)
+            gh.child.signal(SIGHUP)
+            #expect(try eventually(5) { try gh.metric("gatehouse_config_generation") == Double(i + 2) }, "reload \(i + 1): \(log.text)")
+            #expect(try slow.readResponse().status == 200, "the request in flight across reload \(i + 1)")
+            let now = try gh.metric(Self.ok)
+            #expect(now >= last, "the 2xx total went down across reload \(i + 1): \(last) then \(now)")
+            last = now
+        }
+        wrk.waitUntilExit()
+        let report = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(wrk.terminationStatus == 0, "\(report)")
+        #expect(!report.contains("Socket errors") && !report.contains("Non-2xx"), "\(report)")
+        let sent = report.split(separator: "\n").first { $0.contains("requests in") }.flatMap { Int($0.split(separator: " ").first ?? "") } ?? 0
+        #expect(sent > 1000, "\(report)")
+        #expect(try gh.metric("gatehouse_reloads_total{result=\"ok\"}") == 10)
+        #expect(try gh.metric("gatehouse_reloads_total{result=\"failed\"}") == 0)
+        #expect(log.text.components(separatedBy: "serves; generation").count == 11, "\(log.text)")
+        // Every request wrk sent and each slow one, counted once across the generations.
+        #expect(try eventually(3) { try gh.metric(Self.ok) >= Double(sent + 10) })
+        // A worker killed after the reloads: its replacement takes its counts over.
+        let before = try gh.metric(Self.ok)
+        kill(WorkersTests.children(of: gh.child.pid)[0], SIGKILL)
+        #expect(try eventually(3) { try WorkersTests.children(of: gh.child.pid).count == 2 && gh.metric("gatehouse_worker_restarts_total") == 1 })
+        #expect(try gh.metric(Self.ok) >= before)
+    }
+
+    @Test("a broken config changes nothing and says why; -s reload through the pid file adds and removes listen addresses, keeps the sockets of the others; -s stop drains")
+    func brokenThenListens() throws {
+        let be = try DemoBackend()
+        let log = LogFile()
+        let pidPath = NSTemporaryDirectory() + "gatehouse-\(UUID().uuidString).pid"
+        let base = GatehouseProcess.config(backends: [be.port], top: Self.top(log, "pid_file \(pidPath);"))
+        let gh = try GatehouseProcess(config: base)
+        #expect(try eventually(3) { WorkersTests.children(of: gh.child.pid).count == 2 })
+        let first = WorkersTests.children(of: gh.child.pid)
+        #expect(try String(contentsOfFile: pidPath, encoding: .utf8) == "\(gh.child.pid)\n")
+
+        // Broken: refused with file, line and directive; the same workers serve on.
+        try (base + "\nbogus 1;\n").write(toFile: gh.configPath, atomically: true, encoding: .utf8)
+        gh.child.signal(SIGHUP)
+        let line = (base + "\nbogus 1;\n").components(separatedBy: "\n").firstIndex(of: "bogus 1;")! + 1
+        #expect(try eventually(3) { log.text.contains("reload refused: \(gh.configPath):\(line): directive \"bogus\": unknown directive; generation 1 serves on, nothing changed") }, "\(log.text)")
+        #expect(try gh.metric("gatehouse_reloads_total{result=\"failed\"}") == 1)
+        #expect(WorkersTests.children(of: gh.child.pid) == first)
+        #expect(try HTTP.get(port: gh.port, "/").status == 200)
+
+        // A second address: the first keeps its socket (and port 0 its port).
+        let extra = try Self.freePort()
+        let two = base.replacingOccurrences(of: "listen 127.0.0.1:0;", with: "listen 127.0.0.1:0;\n    listen 127.0.0.1:\(extra);")
+        try two.write(toFile: gh.configPath, atomically: true, encoding: .utf8)
+        let sent = try sh("\(binDir)/gatehouse -c \(gh.configPath) -s reload 2>&1")
+        #expect(sent.status == 0, "\(sent.output)")
+        #expect(try eventually(5) { try gh.metric("gatehouse_config_generation") == 2 })
+        #expect(try HTTP.get(port: extra, "/").status == 200)
+        #expect(try HTTP.get(port: gh.port, "/").status == 200)
+        #expect(try eventually(3) { Set(WorkersTests.children(of: gh.child.pid)).isDisjoint(with: first) && WorkersTests.children(of: gh.child.pid).count == 2 })
+
+        // The first address removed: refused from then on.
+        try two.replacingOccurrences(of: "listen 127.0.0.1:0;\n", with: "").write(toFile: gh.configPath, atomically: true, encoding: .utf8)
+        gh.child.signal(SIGHUP)
+        #expect(try eventually(5) { try gh.metric("gatehouse_config_generation") == 3 })
+        #expect(try eventually(3) { (try? Conn(port: gh.port, timeout: 1)) == nil })
+        #expect(try HTTP.get(port: extra, "/").status == 200)
+        #expect(log.text.contains("SIGHUP: \(gh.configPath) is valid; starting generation 3"))
+
+        let stop = try sh("\(binDir)/gatehouse -c \(gh.configPath) -s stop 2>&1")
+        #expect(stop.status == 0, "\(stop.output)")
+        #expect(gh.child.waitExit(timeout: 10) == 0)
+        #expect(!FileManager.default.fileExists(atPath: pidPath))
+    }
+
+    @Test("-s without a pid file, or with an unknown signal, says why")
+    func signalErrors() throws {
+        let path = NSTemporaryDirectory() + "gatehouse-\(UUID().uuidString).conf"
+        try GatehouseProcess.config(backends: [1]).write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let none = try sh("\(binDir)/gatehouse -c \(path) -s reload 2>&1")
+        #expect(none.status != 0 && none.output.contains("has no pid_file"), "\(none.output)")
+        let bad = try sh("\(binDir)/gatehouse -c \(path) -s restart 2>&1")
+        #expect(bad.status != 0 && bad.output.contains("expected one of quit, reload, reopen, stop"), "\(bad.output)")
+    }
+
+    /// A port nothing listens on now.
+    static func freePort() throws -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &a) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard ok else { throw TestFailure("cannot find a free port") }
+        return UInt16(bigEndian: a.sin_port)
+    }
+}
