@@ -12,6 +12,8 @@ final class ProxyMetrics: @unchecked Sendable {
     private let phases: [Gauge]
     private let open: Gauge
     private let accepted: MirroredCounter
+    /// Bytes received from and sent to clients and backends (`Traffic`).
+    private let bytes: [MirroredCounter]
     private let acceptPauses: MirroredCounter
     private let inFlight: Gauge
     private let badRequests: MirroredCounter
@@ -60,6 +62,10 @@ final class ProxyMetrics: @unchecked Sendable {
         acceptPauses = r.counter("gatehouse_accept_pauses_total", "Times accepting paused (out of file descriptors or at max_connections).")
         inFlight = r.gauge("gatehouse_requests_in_flight", "Requests being proxied now.")
         badRequests = r.counter("gatehouse_bad_requests_total", "Requests refused as malformed or over a limit.")
+        bytes = [("client", "in"), ("client", "out"), ("backend", "in"), ("backend", "out")].map { side, direction in
+            r.counter("gatehouse_bytes_total", "Bytes received (in) and sent (out), on the client and backend sides (after TLS decryption where a side speaks TLS).",
+                      [("side", side), ("direction", direction)])
+        }
         let classes = ["1xx", "2xx", "3xx", "4xx", "5xx"]
         for g in groups {
             let b = g.config.name
@@ -201,6 +207,7 @@ final class ProxyMetrics: @unchecked Sendable {
         for p in ClientPhase.allCases { phases[p.rawValue].set(Double(st.clientPhases[p.rawValue])) }
         open.set(Double(st.clientConnections))
         accepted.set(total: st.acceptedTotal)
+        for (c, v) in zip(bytes, [Traffic.fromClients, Traffic.toClients, Traffic.fromBackends, Traffic.toBackends]) { c.set(total: v) }
         acceptPauses.set(total: st.acceptPausesTotal)
         inFlight.set(Double(st.requestsInFlight))
         badRequests.set(total: st.badRequestsTotal)

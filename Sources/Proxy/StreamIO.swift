@@ -8,40 +8,48 @@ import TLS
 protocol StreamEnd: AnyObject {
     var socket: Socket { get }
     var tls: TLSStream? { get }
+    /// The client's end (else a backend's): where its bytes are counted (`Traffic`).
+    static var isClient: Bool { get }
 }
 
 extension StreamEnd {
     /// Reads once into `slot` (see `BufferSlot.fill`); 0 means EOF.
     @inline(__always) nonisolated(nonsending)
     func fill(_ slot: BufferSlot, until deadline: UInt64) async throws(IOError) -> Int {
-        if let t = tls { return try await slot.fill(from: t, until: deadline) }
-        return try await slot.fill(from: socket, until: deadline)
+        let n = if let t = tls { try await slot.fill(from: t, until: deadline) } else { try await slot.fill(from: socket, until: deadline) }
+        Traffic.received(n, client: Self.isClient)
+        return n
     }
 
     /// Reads once into `into` (waiting until `deadline`); 0 means EOF.
     @inline(__always) nonisolated(nonsending)
     func read(into: UnsafeMutableRawBufferPointer, until deadline: UInt64) async throws(IOError) -> Int {
-        if let t = tls { return try await t.read(into: into, until: deadline) }
-        return try await socket.read(into: into, until: deadline)
+        let n = if let t = tls { try await t.read(into: into, until: deadline) } else { try await socket.read(into: into, until: deadline) }
+        Traffic.received(n, client: Self.isClient)
+        return n
     }
 
     /// Writes what the peer takes now without waiting; 0 when it would block.
     @inline(__always)
     func sendNow(_ bytes: UnsafeRawBufferPointer) throws(IOError) -> Int {
-        if let t = tls { return try t.writeNow(bytes) ?? 0 }
-        return try socket.writeNow(bytes) ?? 0
+        let n = if let t = tls { try t.writeNow(bytes) ?? 0 } else { try socket.writeNow(bytes) ?? 0 }
+        Traffic.sent(n, client: Self.isClient)
+        return n
     }
 
     @inline(__always) nonisolated(nonsending)
     func send(_ bytes: UnsafeRawBufferPointer, until deadline: UInt64) async throws(IOError) {
         if let t = tls { try await t.write(bytes, until: deadline) } else { try await socket.write(bytes, until: deadline) }
+        Traffic.sent(bytes.count, client: Self.isClient)
     }
 
     /// Plain sockets try the writev synchronously (no suspension point in the common case);
     /// true when all of it went out.
     @inline(__always)
     func sendNow(_ list: IOVecList) throws(IOError) -> Bool {
-        tls == nil ? try socket.writeNow(list) : false
+        guard tls == nil, try socket.writeNow(list) else { return false }
+        Traffic.sent(list.totalBytes, client: Self.isClient)
+        return true
     }
 
     /// Sends a gather list: writev, or through TLS coalesced in `staging` (one record per 16 KiB,
@@ -53,11 +61,17 @@ extension StreamEnd {
         } else {
             try await socket.write(list, until: deadline)
         }
+        Traffic.sent(list.totalBytes, client: Self.isClient)
     }
 }
 
-extension ClientSession: StreamEnd {}
-extension UpstreamConnection: StreamEnd {}
+extension ClientSession: StreamEnd {
+    static var isClient: Bool { true }
+}
+
+extension UpstreamConnection: StreamEnd {
+    static var isClient: Bool { false }
+}
 
 extension BufferSlot {
     /// Reads once through `tls` (whose decrypted bytes are returned before any wait), appending

@@ -130,6 +130,26 @@ struct MetricsTests {
         let r = try sh("curl -s http://127.0.0.1:\(gh.metricsPort)/metrics | promtool check metrics")
         #expect(r.status == 0, "\(r.output)")
     }
+
+    @Test("gatehouse_bytes_total counts every byte each way on both sides: what curl sent and received on the client side, at least as much on the backend side")
+    func bytes() throws {
+        let be = try DemoBackend()
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [be.port]))
+        let body = String(repeating: "x", count: 5000)
+        // One connection, two requests: size_request is what curl wrote (head and body), size_header and size_download what it read.
+        let out = try sh("curl -s -o /dev/null -o /dev/null -w '%{size_request} %{size_upload} %{size_header} %{size_download}\\n' --data-binary \(body) http://127.0.0.1:\(gh.port)/a http://127.0.0.1:\(gh.port)/b")
+        let sizes = out.output.split(separator: "\n").map { $0.split(separator: " ").compactMap { Double($0) } }
+        #expect(sizes.count == 2 && sizes.allSatisfy { $0.count == 4 }, "\(out.output)")
+        #expect(sizes.allSatisfy { $0[0] > $0[1] && $0[1] == 5000 }, "\(out.output)")
+        let sent = sizes.reduce(0) { $0 + $1[0] }
+        let received = sizes.reduce(0) { $0 + $1[2] + $1[3] }
+        func bytes(_ side: String, _ dir: String) throws -> Double { try gh.metric("gatehouse_bytes_total{side=\"\(side)\",direction=\"\(dir)\"}") }
+        #expect(try bytes("client", "in") == sent)
+        #expect(try bytes("client", "out") == received)
+        // The backend gets every body byte and a rewritten head; what it answers reaches the client.
+        #expect(try bytes("backend", "out") >= 10_000)
+        #expect(try bytes("backend", "in") >= sizes.reduce(0) { $0 + $1[3] })
+    }
 }
 
 /// Latencies several client threads record.
