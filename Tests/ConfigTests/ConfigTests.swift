@@ -18,6 +18,7 @@ struct ConfigTests {
         #expect(c.backend(named: "demo")?.servers == [HostPort(host: "127.0.0.1", port: 9001)])
         #expect(c.metrics == HostPort(host: "127.0.0.1", port: 9101))
         #expect(c.timeouts.upstreamConnect == 5_000_000_000)
+        #expect(c.workers == 0 && c.pidFile == "/tmp/gatehouse.pid")
     }
 
     @Test("defaults apply where the file is silent")
