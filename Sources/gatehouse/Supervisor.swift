@@ -233,10 +233,7 @@ final class Supervisor {
             pending = nil
             let old = current
             current = g
-            old.draining = true
-            draining.append(old)
-            for w in old.running { kill(w.pid, SIGHUP) }
-            if old.running.isEmpty { retire(old) }
+            drain(old)
             listeners.commit(g.plan)
             reloads.ok += 1
             loadedAt = wallClockSeconds()
@@ -253,13 +250,18 @@ final class Supervisor {
     private func abandonPending() {
         guard let g = pending else { return }
         pending = nil
+        drain(g)
+        listeners.abandon(g.plan)
+        reloads.failed += 1
+        publishOwn()
+    }
+
+    /// Tells a generation's workers to drain (SIGHUP to a worker); they are not started again.
+    private func drain(_ g: Generation) {
         g.draining = true
         draining.append(g)
         for w in g.running { kill(w.pid, SIGHUP) }
         if g.running.isEmpty { retire(g) }
-        listeners.abandon(g.plan)
-        reloads.failed += 1
-        publishOwn()
     }
 
     // MARK: Workers

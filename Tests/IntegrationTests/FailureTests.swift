@@ -78,16 +78,8 @@ struct FailureTests {
     @Test("a server that accepts and never answers beside a healthy one: idempotent requests get 200 from the healthy one, a POST gets 504")
     func silentServerFailover() throws {
         // A listening socket nobody accepts from: connects succeed, requests are taken, nothing answers.
-        let silent = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (silent, silentPort) = try loopbackSocket(listening: true)
         defer { close(silent) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(silent, $0, len) } }
-        _ = listen(silent, 128)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(silent, $0, &len) } }
-        let silentPort = UInt16(bigEndian: addr.sin_port)
         let good = try DemoBackend()
         // fail_timeout 0 keeps the silent server in rotation (a hung server is otherwise out at its
         // first head timeout: HungServerTests), so the requests keep meeting it.

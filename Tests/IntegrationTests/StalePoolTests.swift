@@ -19,21 +19,9 @@ final class ClosingBackend: @unchecked Sendable {
     private var clientSending = false
 
     init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (fd, bound) = try loopbackSocket(listening: true)
         listenFD = fd
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, len) == 0 && listen(fd, 128) == 0 && getsockname(fd, $0, &len) == 0
-            }
-        }
-        guard ok else { throw TestFailure("closing backend: bind/listen failed: errno \(errno)") }
-        port = UInt16(bigEndian: addr.sin_port)
+        port = bound
         Thread.detachNewThread { [self] in
             while true {
                 let c = accept(fd, nil, nil)
