@@ -165,6 +165,9 @@ public struct Configuration: Sendable, Equatable {
     public var logLevel = "info"
     /// Where the error log goes: "stderr", or a file appended to.
     public var errorLog = "stderr"
+    /// One line per request (`access_log`); nil (off) by default. Needs the supervisor, which
+    /// writes the file: with it on, even `workers 1` runs under one.
+    public var accessLog: AccessLogSettings?
     /// Worker processes: 1 runs the proxy in this process, as always; more start a supervisor
     /// that binds the listeners and runs that many workers on them; 0 means one per usable CPU.
     public var workers = 1
