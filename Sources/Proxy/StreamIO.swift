@@ -8,6 +8,8 @@ import TLS
 protocol StreamEnd: AnyObject {
     var socket: Socket { get }
     var tls: TLSStream? { get }
+    /// Told how many bytes each write handed over (the client's count is its access-log line's).
+    func sent(_ n: Int)
 }
 
 extension StreamEnd {
@@ -28,26 +30,34 @@ extension StreamEnd {
     /// Writes what the peer takes now without waiting; 0 when it would block.
     @inline(__always)
     func sendNow(_ bytes: UnsafeRawBufferPointer) throws(IOError) -> Int {
-        if let t = tls { return try t.writeNow(bytes) ?? 0 }
-        return try socket.writeNow(bytes) ?? 0
+        let n: Int
+        if let t = tls { n = try t.writeNow(bytes) ?? 0 } else { n = try socket.writeNow(bytes) ?? 0 }
+        sent(n)
+        return n
     }
 
     @inline(__always) nonisolated(nonsending)
     func send(_ bytes: UnsafeRawBufferPointer, until deadline: UInt64) async throws(IOError) {
         if let t = tls { try await t.write(bytes, until: deadline) } else { try await socket.write(bytes, until: deadline) }
+        sent(bytes.count)
     }
 
     /// Plain sockets try the writev synchronously (no suspension point in the common case);
     /// true when all of it went out.
     @inline(__always)
     func sendNow(_ list: IOVecList) throws(IOError) -> Bool {
-        tls == nil ? try socket.writeNow(list) : false
+        guard tls == nil else { return false }
+        let before = list.written
+        defer { sent(list.written - before) }
+        return try socket.writeNow(list)
     }
 
     /// Sends a gather list: writev, or through TLS coalesced in `staging` (one record per 16 KiB,
     /// not one per span).
     nonisolated(nonsending)
     func send(_ list: IOVecList, staging: UnsafeMutableRawBufferPointer, until deadline: UInt64) async throws(IOError) {
+        let before = list.written
+        defer { sent(list.written - before) }
         if let t = tls {
             try await t.write(list, staging: staging, until: deadline)
         } else {
@@ -56,8 +66,16 @@ extension StreamEnd {
     }
 }
 
-extension ClientSession: StreamEnd {}
-extension UpstreamConnection: StreamEnd {}
+extension ClientSession: StreamEnd {
+    @inline(__always)
+    func sent(_ n: Int) { sentBytes &+= n }
+}
+
+extension UpstreamConnection: StreamEnd {
+    /// Not counted: no log line is about what went to a backend.
+    @inline(__always)
+    func sent(_ n: Int) {}
+}
 
 extension BufferSlot {
     /// Reads once through `tls` (whose decrypted bytes are returned before any wait), appending
