@@ -18,6 +18,9 @@ public struct AccessLogSettings: Sendable, Equatable {
     /// Room for the longest line (a request-target is logged up to 2 KiB, escaped), so one always fits.
     public static let minBuffer = 64 << 10
     public static let maxBuffer = 256 << 20
+    /// The most bytes of whole lines a worker hands the supervisor in one datagram: far below a
+    /// unix socket's send buffer (208 KiB by default), far above the longest line.
+    public static let datagramBytes = 64 << 10
 
     public init(path: String, format: Format = .text, buffer: Int = AccessLogSettings.defaultBuffer) {
         self.path = path

@@ -5,7 +5,7 @@ import Logging
 import Proxy
 import Runtime
 
-/// `workers N` (N > 1): this process binds every listener once and keeps them for its whole life,
+/// `workers N` (N > 1, or any N with `access_log` on): this process binds every listener once and keeps them for its whole life,
 /// and runs N workers, each the one-thread proxy of `workers 1`, on them. Workers are this same
 /// executable started with posix_spawn (never fork from a Swift process) and the listening
 /// sockets as inherited descriptors. One thread here too: a blocking loop on a signalfd.
@@ -43,6 +43,7 @@ struct Supervisor {
         let sfd = gh_supervisor_signalfd()
         guard sfd >= 0 else { throw Failure("cannot block signals for the supervisor") }
         raiseOpenFileLimit()
+        let sink = try configuration.accessLog.map { s throws(Failure) in try AccessLogSink(settings: s) }  // access log
         var (perSlot, metricsFD, bound) = try bindAll()
         for (kind, address) in bound { writeLine(1, "gatehouse: \(kind) listening on \(address)") }
         // Every worker publishes its metrics in its slot of this shared memory; the one serving
@@ -57,10 +58,11 @@ struct Supervisor {
         publishOwn()
         // A worker's descriptors are numbered above every one handed over, so no dup2 of the
         // spawn overwrites a descriptor another is still to be copied from.
-        let firstTarget = (perSlot.flatMap { $0 } + [shareFD] + (metricsFD.map { [$0] } ?? [])).max()! + 1
+        let handed: [Int32] = perSlot.flatMap { $0 } + [shareFD, sink?.workerFD ?? -1]  // -1: no access log
+        let firstTarget = (handed + (metricsFD.map { [$0] } ?? [])).max()! + 1
         let slots = (0..<workers).map { Slot(index: $0) }
         func start(_ s: Slot) {
-            spawn(s, perSlot[s.index], metrics: s.index == 0 ? metricsFD : nil, share: shareFD, firstTarget: firstTarget)
+            spawn(s, perSlot[s.index], metrics: s.index == 0 ? metricsFD : nil, share: shareFD, accessLog: sink?.workerFD, firstTarget: firstTarget)
         }
         for s in slots { start(s) }
         var stopping = false
@@ -68,9 +70,11 @@ struct Supervisor {
             let now = monotonicNanos()
             let due = slots.filter { $0.pid == 0 && !$0.retired && !stopping }.map(\.restartAt).min()
             let timeout = due.map { Int32(clamping: ($0 > now ? $0 - now : 0) / 1_000_000 + 1) } ?? -1
-            var p = pollfd(fd: sfd, events: Int16(POLLIN), revents: 0)
-            _ = poll(&p, 1, timeout)
-            if p.revents & Int16(POLLIN) != 0 {
+            // The access log's datagrams are read beside the signals (AccessLogSink; fd -1 when off).
+            var p = [pollfd(fd: sfd, events: Int16(POLLIN), revents: 0), pollfd(fd: sink?.fd ?? -1, events: Int16(POLLIN), revents: 0)]
+            _ = poll(&p, 2, timeout)
+            if p[1].revents != 0 { sink?.drain() }
+            if p[0].revents & Int16(POLLIN) != 0 {
                 var info = signalfd_siginfo()
                 let n = withUnsafeMutableBytes(of: &info) { read(sfd, $0.baseAddress, $0.count) }
                 if n == MemoryLayout<signalfd_siginfo>.size {
@@ -110,6 +114,7 @@ struct Supervisor {
                         closeListeners(&perSlot, &metricsFD)
                     case SIGUSR1:
                         Gatehouse.reopen(log, logger)
+                        sink?.reopen(logger)  // access log
                         for s in slots where s.pid > 0 { kill(s.pid, SIGUSR1) }
                     case SIGHUP:
                         logger.warning("SIGHUP: reloading is not supported yet; nothing changed")
@@ -118,7 +123,10 @@ struct Supervisor {
                 }
             }
             if stopping {
-                if slots.allSatisfy({ $0.pid == 0 }) { return }
+                if slots.allSatisfy({ $0.pid == 0 }) {
+                    sink?.drain()  // access log: the last lines the workers sent as they drained
+                    return
+                }
                 continue
             }
             let t = monotonicNanos()
@@ -173,14 +181,15 @@ struct Supervisor {
         return (perSlot, metricsFD, bound)
     }
 
-    private func spawn(_ slot: Slot, _ listeners: [Int32], metrics: Int32?, share: Int32, firstTarget: Int32) {
-        let fds = [share] + listeners + (metrics.map { [$0] } ?? [])
+    private func spawn(_ slot: Slot, _ listeners: [Int32], metrics: Int32?, share: Int32, accessLog: Int32?, firstTarget: Int32) {
+        let fds = [share] + listeners + (metrics.map { [$0] } ?? []) + (accessLog.map { [$0] } ?? [])
         let targets = fds.indices.map { firstTarget + Int32($0) }
         let listenTargets = targets.dropFirst().prefix(listeners.count).map(String.init).joined(separator: ",")
         var env = ProcessEnvironment.current.filter { !$0.hasPrefix("GATEHOUSE_WORKER_") }
         env.append("GATEHOUSE_WORKER_LISTEN_FDS=\(listenTargets)")
         env.append("GATEHOUSE_WORKER_SHARE=\(targets[0]),\(slot.index),\(workers)")
-        if metrics != nil { env.append("GATEHOUSE_WORKER_METRICS_FD=\(targets.last!)") }
+        if metrics != nil { env.append("GATEHOUSE_WORKER_METRICS_FD=\(targets[1 + listeners.count])") }
+        if accessLog != nil { env.append("GATEHOUSE_WORKER_ACCESS_LOG_FD=\(targets.last!)") }
         env.append("GATEHOUSE_WORKER_SUPERVISOR=\(getpid())")
         let argv = arguments + ["--worker-slot", String(slot.index)]
         let pid = withCStrings(argv) { a in withCStrings(env) { e in gh_spawn("/proc/self/exe", a, e, fds, targets, Int32(fds.count)) } }
@@ -265,7 +274,8 @@ enum WorkerHandover {
         let fds = list.split(separator: ",").compactMap { Int32($0) }
         let share = value("GATEHOUSE_WORKER_SHARE").map { $0.split(separator: ",").compactMap { Int($0) } }
         return ProxyServer.Inherited(listeners: fds, metrics: value("GATEHOUSE_WORKER_METRICS_FD").flatMap { Int32($0) },
-                                     share: share.flatMap { $0.count == 3 ? (Int32($0[0]), $0[1], $0[2]) : nil })
+                                     share: share.flatMap { $0.count == 3 ? (Int32($0[0]), $0[1], $0[2]) : nil },
+                                     accessLog: value("GATEHOUSE_WORKER_ACCESS_LOG_FD").flatMap { Int32($0) })
     }
 
     /// Ties this worker's life to its supervisor's: false when the supervisor is already gone.

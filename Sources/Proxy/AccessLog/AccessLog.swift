@@ -10,9 +10,7 @@ import Runtime
 /// in the ring and the next try is on a short timer; when the ring is full a line is dropped and
 /// counted (`gatehouse_access_log_dropped_total`).
 final class AccessLog: TimerNode {
-    /// Bytes of whole lines per datagram: far below a unix socket's send buffer (208 KiB by
-    /// default), far above the longest line.
-    static let batchBytes = 64 * 1024
+    static let batchBytes = AccessLogSettings.datagramBytes
     /// The longest line: the target's 2 KiB escaped six-fold in JSON, and the rest.
     static let lineBytes = 16 * 1024
     /// How long lines wait in the ring after the socket was found full before the next try.
