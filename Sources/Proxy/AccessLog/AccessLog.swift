@@ -52,7 +52,9 @@ final class AccessLog: TimerNode {
             case .sent: ring.consume(a.count + b.count)
             case .full:
                 waiting = true
-                EventLoop.shared.timers.schedule(self, at: EventLoop.shared.now + Self.retryAfter)
+                // From the clock, not the turn's cached time: from within `timerFired` a deadline
+                // already past would fire again in the same pass, and again.
+                EventLoop.shared.timers.schedule(self, at: monotonicNanos() + Self.retryAfter)
             case .gone:
                 ring.discardAll()  // the supervisor is gone: nobody will read these
             }
