@@ -263,7 +263,8 @@ extension ClientSession {
             finish(f.status, started, ws)
             return false
         }
-        let keep = (plan?.bodyDone ?? false) && f.party != .client
+        // A client that asked to close (Connection: close, HTTP/1.0) is answered and closed (RFC 9112 §9.6).
+        let keep = (plan.map { $0.bodyDone && $0.keepAlive } ?? false) && f.party != .client
         if let b = inbound.buffer, keep {
             // The request (all of it is buffered) is done with; pipelined bytes after it stay.
             b.readIndex = min(b.writeIndex, requestEnd)
