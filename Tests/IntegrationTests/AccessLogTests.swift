@@ -196,6 +196,31 @@ struct AccessLogTests {
         #expect(log.text.contains("/last "), "written before the supervisor exits")
     }
 
+    @Test("a request that failed over names the server that answered, with retries=1")
+    func failover() throws {
+        let be = try DemoBackend()
+        let log = LogFile()
+        let gh = try Self.start([1, be.port], log)
+        for i in 0..<2 { #expect(try HTTP.get(port: gh.port, "/f\(i)").status == 200) }
+        let l = try Self.lines(log, 2, json: false)
+        try #require(l.count == 2)
+        let failovers = try gh.metric("gatehouse_retries_total{reason=\"failover\"}")
+        #expect(failovers >= 1 && Double(l.map(\.retries).reduce(0, +)) == failovers, "\(l)")
+        for line in l { #expect(line.upstream == "127.0.0.1:\(be.port)" && line.connect != nil && line.response != nil, "\(line)") }
+    }
+
+    @Test("a TLS client's line names its protocol version")
+    func tlsVersion() throws {
+        let be = try DemoBackend()
+        let log = LogFile()
+        let gh = try GatehouseProcess(config: TLSFixture.config(backend: be.port, top: "access_log \(log.path) json;"))
+        for v in ["--tlsv1.2 --tls-max 1.2", "--tlsv1.3"] {
+            #expect(try sh("curl -sk --http1.1 \(v) -o /dev/null -w '%{http_code}' https://127.0.0.1:\(gh.port)/t").output == "200")
+        }
+        let l = try Self.lines(log, 2, json: true)
+        #expect(l.map(\.tls) == ["TLSv1.2", "TLSv1.3"])
+    }
+
     @Test("an access_log that cannot be opened stops the start, and fails --check, with the path and the reason")
     func unwritable() throws {
         let conf = "/tmp/gh-accesslog-\(getpid()).conf"
