@@ -63,20 +63,12 @@ struct AccessLine {
         guard let c = o["client"] as? String, let ts = o["time"] as? String, let t = f.date(from: ts),
               let s = o["status"] as? Int, let b = o["bytes_sent"] as? Int, let d = o["request_time"] as? Double,
               let r = o["retries"] as? Int else { throw TestFailure("fields missing in \(line)") }
-        client = c
-        time = t
-        method = o["method"] as? String
-        target = o["target"] as? String
-        proto = o["protocol"] as? String
-        status = s
-        bytes = b
-        duration = d
-        upstream = o["upstream_addr"] as? String
-        connect = o["upstream_connect_time"] as? Double
-        response = o["upstream_header_time"] as? Double
-        retries = r
-        tls = o["tls"] as? String
-        id = o["request_id"] as? String
+        func string(_ key: String) -> String? { o[key] as? String }
+        func seconds(_ key: String) -> Double? { o[key] as? Double }
+        (client, time, status, bytes, duration, retries) = (c, t, s, b, d, r)
+        (method, target, proto) = (string("method"), string("target"), string("protocol"))
+        (upstream, connect, response) = (string("upstream_addr"), seconds("upstream_connect_time"), seconds("upstream_header_time"))
+        (tls, id) = (string("tls"), string("request_id"))
     }
 
     /// `\xHH` back to the byte.
