@@ -110,6 +110,8 @@ private struct Builder {
                 let v = try one(d)
                 guard v == "off" || v.hasPrefix("/") else { throw error(d, "expected off or an absolute path, got \"\(v)\"") }
                 config.pidFile = v == "off" ? nil : v
+            case "access_log":
+                config.accessLog = try accessLog(d)
             case "metrics":
                 let v = try one(d)
                 config.metrics = v == "off" ? nil : try address(d, v)
@@ -188,6 +190,32 @@ private struct Builder {
                 throw error(d, "unknown directive")
             }
         }
+    }
+
+    /// `access_log off;` or `access_log PATH [text|json] [buffer=SIZE];` (in any order after the path).
+    func accessLog(_ d: Directive) throws(ConfigError) -> AccessLogSettings? {
+        guard d.block == nil, (1...3).contains(d.args.count) else { throw error(d, "takes off, or a path, a format (text or json) and buffer=SIZE") }
+        let path = d.args[0]
+        if path == "off" {
+            guard d.args.count == 1 else { throw error(d, "off takes nothing after it") }
+            return nil
+        }
+        guard path.hasPrefix("/") else { throw error(d, "expected off or an absolute path, got \"\(path)\"") }
+        var settings = AccessLogSettings(path: path)
+        for option in d.args.dropFirst() {
+            if let f = AccessLogSettings.Format(rawValue: option) {
+                settings.format = f
+            } else if option.hasPrefix("buffer=") {
+                let text = String(option.dropFirst("buffer=".count))
+                guard let v = Units.size(text), v >= AccessLogSettings.minBuffer, v <= AccessLogSettings.maxBuffer else {
+                    throw error(d, "buffer=\(text): expected a size from 64k to 256m")
+                }
+                settings.buffer = v
+            } else {
+                throw error(d, "unknown option \"\(option)\" (text, json or buffer=SIZE)")
+            }
+        }
+        return settings
     }
 
     var serverLines: [Directive] = []

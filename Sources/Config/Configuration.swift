@@ -167,6 +167,9 @@ public struct Configuration: Sendable, Equatable {
     public var errorLog = "stderr"
     /// Where the supervisor writes its pid (for `gatehouse -s reload`), or nil for none.
     public var pidFile: String?
+    /// One line per request (`access_log`); nil (off) by default. Needs the supervisor, which
+    /// writes the file: with it on, even `workers 1` runs under one.
+    public var accessLog: AccessLogSettings?
     /// Worker processes: 1 runs the proxy in this process, as always; more start a supervisor
     /// that binds the listeners and runs that many workers on them; 0 means one per usable CPU.
     public var workers = 1

@@ -46,6 +46,8 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
     /// The connection ends after one of the proxy's own error answers: read what the client
     /// still sends before closing, so the answer is not lost to a reset (nginx's lingering close).
     var lingerOnClose = false
+    /// Bytes written to the client since the last access-log line: the current request's.
+    var sentBytes = 0
     /// A task is running `run()`; the record is reused only once it has finished and closed.
     var taskRunning = false
     private(set) var closed = true
@@ -85,6 +87,7 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
         inRequest = false
         clientHungUp = false
         lingerOnClose = false
+        sentBytes = 0
         closed = false
         ctx.stats.clientConnections += 1
         ctx.register(self)
@@ -243,16 +246,20 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
     @inline(__always) nonisolated(nonsending)
     private func readHead(_ held: inout Workspace?) async -> HeadOutcome {
         var headDeadline: UInt64 = 0
+        var headBegan: UInt64 = 0  // for the access log's line of a refused request
         while true {
             if let buf = inbound.buffer, !buf.isEmpty {
-                if headDeadline == 0 { headDeadline = state.headerDeadline(now: EventLoop.shared.now) }
+                if headDeadline == 0 {
+                    headBegan = EventLoop.shared.now
+                    headDeadline = state.headerDeadline(now: headBegan)
+                }
                 let ws = held ?? takeWorkspace(&held)
                 switch ws.request.parse(buf.readableBytes) {
                 case .complete:
                     return .head
                 case .error(let e):
                     giveBack(&held)
-                    await refuse(e.status)
+                    await refuse(e.status, since: headBegan)
                     return .closed
                 case .needMore:
                     if buf.readIndex > 0 && buf.writableTail < buf.capacity / 4 {
@@ -286,12 +293,13 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
                 ctx.stats.timedOut(.clientHeader)
                 giveBack(&held)
                 await respond(Responses.error(408, close: true))
+                logAccess(nil, status: 408, started: headBegan)
                 close()
                 return .closed
             } catch .errno(ENOBUFS) {
                 // The head filled the whole buffer without ending.
                 giveBack(&held)
-                await refuse(HTTPError.headersTooLarge.status)
+                await refuse(HTTPError.headersTooLarge.status, since: headBegan)
                 return .closed
             } catch {
                 close()
@@ -300,11 +308,12 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
         }
     }
 
-    /// Answers a request refused before forwarding (malformed, over a limit), then closes.
+    /// Answers a request refused before its head was whole (malformed, over a limit), then closes.
     nonisolated(nonsending)
-    private func refuse(_ status: Int) async {
+    private func refuse(_ status: Int, since began: UInt64) async {
         ctx.stats.badRequestsTotal += 1
         await respond(Responses.error(status, close: true))
+        logAccess(nil, status: status, started: began)
         await lingerAndClose()
     }
 

@@ -20,6 +20,8 @@ final class Workspace: @unchecked Sendable {
     /// The request's "X-Request-ID: id\r\n" (`RequestID.line`); 0 long with `request_id off`.
     let requestIDLine = RequestID.makeLineBuffer()
     var requestIDLength = 0
+    /// What the access log says of the request (kept up only while the log is on).
+    let access = AccessRecord()
 
     /// The request's id, for logs ("-" with `request_id off`).
     var requestID: String {
@@ -78,6 +80,8 @@ final class ProxyContext: @unchecked Sendable {
     var onRequestDone: (Int, Int, UInt64) -> Void = { _, _, _ in }
 
     let errorLog = ErrorLog()
+    /// Set when `access_log` is on and the supervisor handed over its socket.
+    var accessLog: AccessLog?
     var requestIDs = RequestIDSource()
 
     init(config: Configuration) {

@@ -138,7 +138,9 @@ extension ClientSession {
             }
             b.readIndex += ws.response.head.end
         }
-        conn.server.responseTimes?.record(Double(EventLoop.shared.now &- conn.headSince) * 1e-9)
+        let headTime = EventLoop.shared.now &- conn.headSince
+        conn.server.responseTimes?.record(Double(headTime) * 1e-9)
+        ws.access.header = headTime
         // The request is committed: its bytes are done with, and so is the buffer unless a
         // pipelined request is in it (a slow reader holds no request buffer while it reads).
         if plan.bodyDone { inbound.buffer!.readIndex += plan.headEnd + plan.buffered }

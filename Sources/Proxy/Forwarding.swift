@@ -70,18 +70,20 @@ extension ClientSession {
         stats.requestsInFlight += 1
         defer { stats.requestsInFlight -= 1 }
         let started = EventLoop.shared.now
+        beginAccess(ws)
+        // Before admitting: a request refused there is logged with its id too.
+        assignRequestID(ws)
         var plan: RequestPlan
         switch admit(ws) {
         case .success(let p): plan = p
-        case .failure(let e): return await conclude(ExchangeFailure(.badBody(e), requestSent: false), plan: nil, started: started)
+        case .failure(let e): return await conclude(ExchangeFailure(.badBody(e), requestSent: false), plan: nil, ws, started: started)
         }
-        assignRequestID(ws)
         defer { returnSpool(ws) }
         if !plan.bodyDone {
             do throws(ExchangeFailure) {
                 try await receiveBody(ws, &plan)
             } catch {
-                return await conclude(error, plan: plan, started: started)
+                return await conclude(error, plan: plan, ws, started: started)
             }
         }
         watchForHangup()
@@ -96,16 +98,18 @@ extension ClientSession {
                 switch await acquire(&attempts, replayable: plan.replayable) {
                 case .success(let l): lease = l
                 case .failure(let f):
-                    if clientHungUp { return await conclude(ExchangeFailure(.clientGone, requestSent: false), plan: plan, started: started) }
+                    if let s = f.server { ws.access.attempt(s, connect: nil) }  // connecting failed
+                    if clientHungUp { return await conclude(ExchangeFailure(.clientGone, requestSent: false), plan: plan, ws, started: started) }
                     if retryLogged(after: f, reused: false, plan, ws, &attempts) { continue }
-                    return await conclude(f.failure, plan: plan, started: started)
+                    return await conclude(f.failure, plan: plan, ws, started: started)
                 }
             }
             let conn = lease.conn
+            ws.access.attempt(conn.server, connect: lease.reused ? 0 : conn.connectTime)
             if clientHungUp {
                 // The client left while we waited for a connection: nothing was sent on it.
                 group.release(conn, reusable: true)
-                return await conclude(ExchangeFailure(.clientGone, requestSent: false), plan: plan, started: started)
+                return await conclude(ExchangeFailure(.clientGone, requestSent: false), plan: plan, ws, started: started)
             }
             upstreamInUse = conn
             conn.mayFailOver = plan.bodyDone && plan.idempotent && !attempts.failedOver  // if its server hangs
@@ -119,10 +123,10 @@ extension ClientSession {
                     do throws(ExchangeFailure) {
                         try await deliver(ws)
                     } catch {
-                        return await conclude(error, plan: plan, started: started)
+                        return await conclude(error, plan: plan, ws, started: started)
                     }
                 }
-                finish(done.status, started)
+                finish(done.status, started, ws)
                 return done.clientKeepAlive
             } catch {
                 upstreamInUse = nil
@@ -131,7 +135,7 @@ extension ClientSession {
                     continue
                 }
                 if error.countsAgainstServer { group.failed(conn.server) }
-                return await conclude(error, plan: plan, started: started)
+                return await conclude(error, plan: plan, ws, started: started)
             }
         }
     }
@@ -208,6 +212,7 @@ extension ClientSession {
     private func retryLogged(after t: TaggedFailure, reused: Bool, _ plan: RequestPlan, _ ws: Workspace, _ a: inout Attempts) -> Bool {
         let wasStale = a.staleRetried
         let again = retry(after: t, reused: reused, plan, &a)
+        if again { ws.access.retries += 1 }
         if t.failure.party == .upstream, let s = t.server, !(again && a.staleRetried && !wasStale) {
             ctx.errorLog.upstreamFailed(t.failure, server: s, client: peer, request: ws.requestID, retrying: again)
         }
@@ -247,7 +252,7 @@ extension ClientSession {
     /// and say whether its connection may stay open (only when the request was consumed whole and
     /// the fault was not the client's).
     nonisolated(nonsending)
-    private func conclude(_ f: ExchangeFailure, plan: RequestPlan?, started: UInt64) async -> Bool {
+    private func conclude(_ f: ExchangeFailure, plan: RequestPlan?, _ ws: Workspace, started: UInt64) async -> Bool {
         if let t = f.timeout { ctx.stats.timedOut(t) }
         switch f.cause {
         case .truncated: ctx.stats.truncatedResponsesTotal += 1
@@ -255,10 +260,11 @@ extension ClientSession {
         default: break
         }
         if f.responseStarted || f.cause == .clientGone {
-            finish(f.status, started)
+            finish(f.status, started, ws)
             return false
         }
-        let keep = (plan?.bodyDone ?? false) && f.party != .client
+        // A client that asked to close (Connection: close, HTTP/1.0) is answered and closed (RFC 9112 §9.6).
+        let keep = (plan.map { $0.bodyDone && $0.keepAlive } ?? false) && f.party != .client
         if let b = inbound.buffer, keep {
             // The request (all of it is buffered) is done with; pipelined bytes after it stay.
             b.readIndex = min(b.writeIndex, requestEnd)
@@ -266,13 +272,15 @@ extension ClientSession {
         let retryAfter: Int? = f.status == 503 ? 1 : nil
         if !keep { lingerOnClose = true }
         await respond(Responses.error(f.status, close: !keep, retryAfter: retryAfter))
-        finish(f.status, started)
+        finish(f.status, started, ws)
         return keep
     }
 
-    func finish(_ status: Int, _ started: UInt64) {
+    /// The request is over: counted by status class, timed, and logged.
+    func finish(_ status: Int, _ started: UInt64, _ ws: Workspace) {
         let cls = min(max(status / 100, 0), 5)
         group.requestsByClass[cls] += 1
         ctx.onRequestDone(groupIndex, status, EventLoop.shared.now - started)
+        logAccess(ws, status: status, started: started)
     }
 }

@@ -27,6 +27,8 @@ final class ProxyMetrics: @unchecked Sendable {
     private let staleRetries: MirroredCounter
     private let truncated: MirroredCounter
     private let clientAborts: MirroredCounter
+    private let accessLines: MirroredCounter
+    private let accessDropped: MirroredCounter
     private let iterations: MirroredCounter
     private let busy: MirroredCounter
     private let tasks: Gauge
@@ -96,6 +98,8 @@ final class ProxyMetrics: @unchecked Sendable {
         staleRetries = r.counter("gatehouse_retries_total", "Requests retried.", [("reason", "stale_keepalive")])
         truncated = r.counter("gatehouse_upstream_truncated_responses_total", "Responses the backend ended early after they started (recorded as 502).")
         clientAborts = r.counter("gatehouse_client_aborts_total", "Requests given up because the client hung up first (recorded as 499).")
+        accessLines = r.counter("gatehouse_access_log_lines_total", "Access-log lines made, one per request (those dropped included).")
+        accessDropped = r.counter("gatehouse_access_log_dropped_total", "Access-log lines lost: the worker's ring was full (the supervisor did not keep up) or the supervisor was gone.")
         iterations = r.counter("gatehouse_loop_iterations_total", "Event loop turns.")
         busy = r.counter("gatehouse_loop_busy_seconds_total", "Seconds the loop spent working rather than waiting in epoll (utilization = rate of this).")
         tasks = r.gauge("gatehouse_tasks_live", "Swift tasks alive on the loop.")
@@ -231,6 +235,8 @@ final class ProxyMetrics: @unchecked Sendable {
         staleRetries.set(total: st.staleRetriesTotal)
         truncated.set(total: st.truncatedResponsesTotal)
         clientAborts.set(total: st.clientAbortsTotal)
+        accessLines.set(total: ctx.accessLog?.ring.lines ?? 0)
+        accessDropped.set(total: ctx.accessLog?.ring.dropped ?? 0)
         let loop = EventLoop.shared
         iterations.set(total: Int(loop.iterations))
         busy.set(total: Double(loop.busyNanos) / 1e9)

@@ -38,10 +38,13 @@ public final class ProxyServer: @unchecked Sendable {
         public var metrics: Int32?
         /// The shared metrics memory (`SharedSlots`): its fd, this worker's slot, how many slots.
         public var share: (fd: Int32, slot: Int, slots: Int)?
-        public init(listeners: [Int32], metrics: Int32?, share: (fd: Int32, slot: Int, slots: Int)?) {
+        /// The sending end of the supervisor's access-log socket (see `AccessLog`).
+        public var accessLog: Int32?
+        public init(listeners: [Int32], metrics: Int32?, share: (fd: Int32, slot: Int, slots: Int)?, accessLog: Int32? = nil) {
             self.listeners = listeners
             self.metrics = metrics
             self.share = share
+            self.accessLog = accessLog
         }
     }
 
@@ -74,6 +77,13 @@ public final class ProxyServer: @unchecked Sendable {
         self.groups = groups
         if let first = groups.first {
             ctx.preallocateSessions(min(config.limits.maxConnections, 20_000), group: first)
+        }
+        if let settings = config.accessLog {
+            if let fd = inherited?.accessLog {
+                ctx.accessLog = AccessLog(fd: fd, settings: settings)
+            } else {
+                logger.error("access_log \(settings.path): this worker was handed no access-log socket (access_log was turned on after gatehouse started?); its requests are not logged until gatehouse restarts")
+            }
         }
         let metrics = ProxyMetrics(ctx: ctx, groups: groups)
         self.metrics = metrics
@@ -182,9 +192,13 @@ public final class ProxyServer: @unchecked Sendable {
                 }
             }
         }
+        if let log = ctx.accessLog {
+            EventLoop.shared.beforeWaitHooks.append { log.flush() }
+        }
         metrics.takeBaseline()
         onRunning()
         EventLoop.shared.run()
+        ctx.accessLog?.finish()  // the lines of the last requests, before the process ends
         metrics.publish()  // a worker's last counts, for the workers after it
     }
 

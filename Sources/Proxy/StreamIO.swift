@@ -10,6 +10,8 @@ protocol StreamEnd: AnyObject {
     var tls: TLSStream? { get }
     /// The client's end (else a backend's): where its bytes are counted (`Traffic`).
     static var isClient: Bool { get }
+    /// Told how many bytes each write handed over (the client's count is its access-log line's).
+    func sent(_ n: Int)
 }
 
 extension StreamEnd {
@@ -32,45 +34,57 @@ extension StreamEnd {
     /// Writes what the peer takes now without waiting; 0 when it would block.
     @inline(__always)
     func sendNow(_ bytes: UnsafeRawBufferPointer) throws(IOError) -> Int {
-        let n = if let t = tls { try t.writeNow(bytes) ?? 0 } else { try socket.writeNow(bytes) ?? 0 }
-        Traffic.sent(n, client: Self.isClient)
+        let n: Int
+        if let t = tls { n = try t.writeNow(bytes) ?? 0 } else { n = try socket.writeNow(bytes) ?? 0 }
+        sent(n)
         return n
     }
 
     @inline(__always) nonisolated(nonsending)
     func send(_ bytes: UnsafeRawBufferPointer, until deadline: UInt64) async throws(IOError) {
         if let t = tls { try await t.write(bytes, until: deadline) } else { try await socket.write(bytes, until: deadline) }
-        Traffic.sent(bytes.count, client: Self.isClient)
+        sent(bytes.count)
     }
 
     /// Plain sockets try the writev synchronously (no suspension point in the common case);
     /// true when all of it went out.
     @inline(__always)
     func sendNow(_ list: IOVecList) throws(IOError) -> Bool {
-        guard tls == nil, try socket.writeNow(list) else { return false }
-        Traffic.sent(list.totalBytes, client: Self.isClient)
-        return true
+        guard tls == nil else { return false }
+        let before = list.written
+        defer { sent(list.written - before) }
+        return try socket.writeNow(list)
     }
 
     /// Sends a gather list: writev, or through TLS coalesced in `staging` (one record per 16 KiB,
     /// not one per span).
     nonisolated(nonsending)
     func send(_ list: IOVecList, staging: UnsafeMutableRawBufferPointer, until deadline: UInt64) async throws(IOError) {
+        let before = list.written
+        defer { sent(list.written - before) }
         if let t = tls {
             try await t.write(list, staging: staging, until: deadline)
         } else {
             try await socket.write(list, until: deadline)
         }
-        Traffic.sent(list.totalBytes, client: Self.isClient)
     }
 }
 
 extension ClientSession: StreamEnd {
     static var isClient: Bool { true }
+
+    @inline(__always)
+    func sent(_ n: Int) {
+        sentBytes &+= n
+        Traffic.sent(n, client: true)
+    }
 }
 
 extension UpstreamConnection: StreamEnd {
     static var isClient: Bool { false }
+
+    @inline(__always)
+    func sent(_ n: Int) { Traffic.sent(n, client: false) }
 }
 
 extension BufferSlot {

@@ -19,6 +19,8 @@ final class UpstreamConnection: ParkedHandler, @unchecked Sendable {
     var mayFailOver = false
     /// When its request's response head began to be awaited.
     var headSince: UInt64 = 0
+    /// How long connecting took (with the TLS handshake, for a TLS backend).
+    var connectTime: UInt64 = 0
     /// Its place in `server.headWaits`; -1 when not there.
     var headWaitIndex = -1
     /// Its head wait was cut short because its server was found hung (it did not time out itself).
@@ -302,7 +304,8 @@ final class UpstreamGroup: @unchecked Sendable {
     private func connect(_ s: UpstreamServer) async throws(AcquireFailure) -> Lease {
         s.connectsTotal += 1
         do throws(IOError) {
-            let deadline = EventLoop.shared.now + connectTimeout
+            let started = EventLoop.shared.now
+            let deadline = started + connectTimeout
             let sock = try await TCP.connect(to: s.address, until: deadline)
             let conn = UpstreamConnection(socket: sock, server: s)
             if let client = tlsClient {
@@ -315,6 +318,7 @@ final class UpstreamGroup: @unchecked Sendable {
                 }
                 conn.tls = t
             }
+            conn.connectTime = EventLoop.shared.now &- started
             return Lease(conn: conn, reused: false)
         } catch {
             s.connectErrorsTotal += 1

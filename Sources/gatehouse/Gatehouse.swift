@@ -85,6 +85,10 @@ struct Gatehouse: ParsableCommand {
                     throw ExitCode(1)
                 }
             }
+            if let why = AccessLogSink.check(configuration.accessLog) {  // the access log must open too
+                writeLine(2, "gatehouse: \(why)")
+                throw ExitCode(1)
+            }
             writeLine(1, "gatehouse: configuration \(config ?? "(command line)") is valid")
             return
         }
@@ -100,7 +104,8 @@ struct Gatehouse: ParsableCommand {
         LoggingSystem.bootstrap { _ in ErrorLogHandler(target: logTarget, level: level) }
         let logger = Logger(label: "gatehouse")
         let count = try workerCount(configuration)
-        if workerSlot == nil && count > 1 {
+        // The supervisor writes the access log: with one on, even `workers 1` runs under it.
+        if workerSlot == nil && (count > 1 || configuration.accessLog != nil) {
             do {
                 let supervisor = try Supervisor(configuration: configuration, text: text, workers: count, arguments: CommandLine.arguments,
                                                 configPath: text == nil ? nil : (config ?? "proxy.conf"), logger: logger, log: logTarget)

@@ -43,6 +43,9 @@ final class Supervisor {
     private var restarts = 0
     private var reloads = (ok: 0, failed: 0)
     private var loadedAt = wallClockSeconds()
+    /// The access log's file and the socket every worker sends its lines to, for the whole life
+    /// of the supervisor (a reload that changes `access_log` says it waits for a restart).
+    private let sink: AccessLogSink?
 
     /// A worker's exit status when the sockets it was handed are not its config's (EX_CONFIG).
     static let configChanged: Int32 = 78
@@ -68,6 +71,7 @@ final class Supervisor {
         guard let (fd, slots) = SharedSlots.create(slots: metricsSlots + 1) else { throw Failure("cannot create the shared metrics memory") }
         shareFD = fd
         shared = slots
+        sink = try configuration.accessLog.map { s throws(Failure) in try AccessLogSink(settings: s) }
         current = Generation(number: 1, configuration: configuration, configFD: text.flatMap(Generation.configFD), plan: plan)
     }
 
@@ -78,7 +82,10 @@ final class Supervisor {
         while true {
             waitForEvent()
             if stopping {
-                if all.allSatisfy({ $0.running.isEmpty }) { return }
+                if all.allSatisfy({ $0.running.isEmpty }) {
+                    sink?.drain()  // the last lines the workers sent as they drained
+                    return
+                }
                 continue
             }
             checkPending()
@@ -98,9 +105,11 @@ final class Supervisor {
         if pending != nil { due.append(pendingDeadline) }
         let timeout = due.min().map { Int32(clamping: ($0 > now ? $0 - now : 0) / 1_000_000 + 1) } ?? -1
         let waiting = all.flatMap(\.workers).filter { $0.readyFD >= 0 }
-        var fds = [pollfd(fd: signals, events: Int16(POLLIN), revents: 0)] + waiting.map { pollfd(fd: $0.readyFD, events: Int16(POLLIN), revents: 0) }
+        var fds = [pollfd(fd: signals, events: Int16(POLLIN), revents: 0), pollfd(fd: sink?.fd ?? -1, events: Int16(POLLIN), revents: 0)]
+            + waiting.map { pollfd(fd: $0.readyFD, events: Int16(POLLIN), revents: 0) }
         guard poll(&fds, nfds_t(fds.count), timeout) > 0 else { return }
-        for (w, p) in zip(waiting, fds.dropFirst()) where p.revents != 0 { _ = w.takeReady() }
+        if fds[1].revents != 0 { sink?.drain() }
+        for (w, p) in zip(waiting, fds.dropFirst(2)) where p.revents != 0 { _ = w.takeReady() }
         guard fds[0].revents & Int16(POLLIN) != 0 else { return }
         var info = signalfd_siginfo()
         let n = withUnsafeMutableBytes(of: &info) { read(signals, $0.baseAddress, $0.count) }
@@ -118,6 +127,7 @@ final class Supervisor {
             stop(with: SIGKILL)
         case SIGUSR1:
             Gatehouse.reopen(log, logger)
+            sink?.reopen(logger)
             for w in all.flatMap(\.running) { kill(w.pid, SIGUSR1) }
         case SIGHUP: if !stopping { reload() }
         default: break
@@ -200,6 +210,9 @@ final class Supervisor {
         }
         if configuration.workers != 0 && configuration.workers != workers || configuration.workers == 0 && usableCPUs() != workers {
             logger.warning("reload: the number of workers changes at a restart only; keeping \(workers)")
+        }
+        if configuration.accessLog != current.configuration.accessLog {
+            logger.warning("reload: access_log changes at a restart only; its file and format stay as they were")
         }
         logger.notice("SIGHUP: \(path) is valid; starting generation \(next)")
         let g = Generation(number: next, configuration: configuration, configFD: fd, plan: plan)
@@ -290,10 +303,10 @@ final class Supervisor {
         }
         let listen = g.plan.perSlot[w.index]
         let metrics = w.index == 0 ? g.plan.metricsFD : nil
-        let fds = [shareFD, ready[1]] + (g.configFD.map { [$0] } ?? []) + listen + (metrics.map { [$0] } ?? [])
+        let fds = [shareFD, ready[1]] + (g.configFD.map { [$0] } ?? []) + listen + (metrics.map { [$0] } ?? []) + (sink.map { [$0.workerFD] } ?? [])
         // Numbered above every descriptor here, so no dup2 of the spawn overwrites one another
         // is still to be copied from.
-        let first = (fds + listeners.allFDs + all.flatMap(\.workers).map(\.readyFD) + [ready[0]]).max()! + 1
+        let first = (fds + listeners.allFDs + all.flatMap(\.workers).map(\.readyFD) + [ready[0], signals] + (sink.map { [$0.fd] } ?? [])).max()! + 1
         let targets = fds.indices.map { first + Int32($0) }
         var at = 2
         var env = ProcessEnvironment.current.filter { !$0.hasPrefix("GATEHOUSE_WORKER_") }
@@ -304,7 +317,8 @@ final class Supervisor {
             at += 1
         }
         env.append("GATEHOUSE_WORKER_LISTEN_FDS=\(targets[at..<(at + listen.count)].map(String.init).joined(separator: ","))")
-        if metrics != nil { env.append("GATEHOUSE_WORKER_METRICS_FD=\(targets.last!)") }
+        if metrics != nil { env.append("GATEHOUSE_WORKER_METRICS_FD=\(targets[at + listen.count])") }
+        if sink != nil { env.append("GATEHOUSE_WORKER_ACCESS_LOG_FD=\(targets.last!)") }
         env.append("GATEHOUSE_WORKER_SUPERVISOR=\(getpid())")
         let argv = arguments + ["--worker-slot", String(w.index)]
         let pid = withCStrings(argv) { a in withCStrings(env) { e in gh_spawn("/proc/self/exe", a, e, fds, targets, Int32(fds.count)) } }

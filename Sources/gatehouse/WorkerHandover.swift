@@ -52,7 +52,8 @@ enum WorkerHandover {
         let fds = list.split(separator: ",").compactMap { Int32($0) }
         let share = value("GATEHOUSE_WORKER_SHARE").map { $0.split(separator: ",").compactMap { Int($0) } }
         return ProxyServer.Inherited(listeners: fds, metrics: value("GATEHOUSE_WORKER_METRICS_FD").flatMap { Int32($0) },
-                                     share: share.flatMap { $0.count == 3 ? (Int32($0[0]), $0[1], $0[2]) : nil })
+                                     share: share.flatMap { $0.count == 3 ? (Int32($0[0]), $0[1], $0[2]) : nil },
+                                     accessLog: value("GATEHOUSE_WORKER_ACCESS_LOG_FD").flatMap { Int32($0) })
     }
 
     /// Ties this worker's life to its supervisor's: false when the supervisor is already gone.

@@ -23,9 +23,14 @@ final class ManyClients {
     /// Sends `request` on every connection and waits for one whole response on each (Content-Length
     /// framed). Returns the status of each, 0 for none.
     func roundTrip(_ request: String, timeout: Double = 60) -> [Int] {
-        let req = Array(request.utf8)
-        for fd in fds {
-            _ = req.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        exchange(timeout: timeout) { _ in request }.map(\.status)
+    }
+
+    /// Sends connection i `request(i)` and waits for one whole response on each (Content-Length
+    /// framed). Returns the status of each (0 for none) and the bytes it received.
+    func exchange(timeout: Double = 60, _ request: (Int) -> String) -> [(status: Int, bytes: Int)] {
+        for (i, fd) in fds.enumerated() {
+            _ = Array(request(i).utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         }
         var statuses = [Int](repeating: 0, count: fds.count)
         var bufs = [[UInt8]](repeating: [], count: fds.count)
@@ -54,7 +59,7 @@ final class ManyClients {
                 }
             }
         }
-        return statuses
+        return zip(statuses, bufs).map { ($0, $1.count) }
     }
 
     /// The status once `b` holds a whole Content-Length-framed response.
