@@ -7,6 +7,17 @@ final class MetricsEndpoint: @unchecked Sendable {
     let socket: Socket
     let metrics: ProxyMetrics
     unowned let ctx: ProxyContext
+    /// Connections just accepted or with a request being answered: a drain waits for them, so a
+    /// scrape that reached this worker as a reload replaced it gets its answer, not a reset.
+    private(set) var answering = 0
+    /// A reload's new generation serves /metrics and /health now: this worker stops accepting,
+    /// and what it still answers says the instance is healthy (it is; only this worker drains).
+    private var handedOver = false
+
+    func handOver() {
+        handedOver = true
+        socket.close()
+    }
 
     init(socket: Socket, metrics: ProxyMetrics, ctx: ProxyContext) {
         self.socket = socket
@@ -30,7 +41,14 @@ final class MetricsEndpoint: @unchecked Sendable {
     @LoopActor
     private func serve(_ s: Socket) async {
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 8)
+        var counted = false
+        func busy(_ now: Bool) {
+            if now != counted { answering += now ? 1 : -1 }
+            counted = now
+        }
+        busy(true)  // its first request is on its way
         defer {
+            busy(false)
             buf.deallocate()
             s.close()
         }
@@ -52,12 +70,14 @@ final class MetricsEndpoint: @unchecked Sendable {
             let head = parser.head
             let target = UnsafeRawBufferPointer(buf).string(head.target)
             let path = target.split(separator: "?").first.map(String.init) ?? target
-            let keep = head.keepAlive
+            // Draining, each connection closes after its answer (a new generation serves the rest).
+            let keep = head.keepAlive && !ctx.draining
+            busy(true)
             switch path {
             case "/metrics":
                 await send(s, status: "200 OK", type: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render(), close: !keep, head: head.methodKind == .head)
             case "/health":
-                if ctx.draining {
+                if ctx.draining && !handedOver {
                     await send(s, status: "503 Service Unavailable", type: "text/plain", body: Array("draining\n".utf8), close: !keep)
                 } else {
                     await send(s, status: "200 OK", type: "text/plain", body: Array("ok\n".utf8), close: !keep)
@@ -66,6 +86,7 @@ final class MetricsEndpoint: @unchecked Sendable {
                 await send(s, status: "404 Not Found", type: "text/plain", body: Array("not found\n".utf8), close: !keep)
             }
             if !keep { return }
+            busy(false)  // idle until its next request
             // Keep any pipelined bytes after this request (GETs have no body).
             let used = head.end
             if have > used { buf.baseAddress!.copyMemory(from: buf.baseAddress! + used, byteCount: have - used) }

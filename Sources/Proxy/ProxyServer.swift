@@ -211,7 +211,7 @@ public final class ProxyServer: @unchecked Sendable {
         drainStarted = true
         ctx.draining = true
         for l in listeners { l.stop() }
-        if replaced { metricsEndpoint?.socket.close() }
+        if replaced { metricsEndpoint?.handOver() }
         for g in groups {
             g.draining = true
             g.closeIdle()
@@ -219,7 +219,7 @@ public final class ProxyServer: @unchecked Sendable {
         let deadline = EventLoop.shared.now + ctx.config.timeouts.drain
         while EventLoop.shared.now < deadline {
             ctx.closeIdleSessions(quietFor: 250_000_000)
-            if ctx.stats.requestsInFlight == 0 && ctx.stats.clientConnections == 0 { break }
+            if ctx.stats.requestsInFlight == 0 && ctx.stats.clientConnections == 0 && (metricsEndpoint?.answering ?? 0) == 0 { break }
             await sleep(until: EventLoop.shared.now + 20_000_000)
         }
         logger.info("drained: \(ctx.stats.requestsInFlight) requests left in flight")

@@ -105,6 +105,55 @@ struct ReloadTests {
         #expect(!FileManager.default.fileExists(atPath: pidPath))
     }
 
+    @Test("scrapes of /metrics and /health through 5 reloads are all answered (none reset by the old generation as it hands the listener over), /health 200 throughout")
+    func scrapesAcrossReloads() throws {
+        let be = try DemoBackend()
+        let log = LogFile()
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [be.port], top: Self.top(log)))
+        let tally = Tally()
+        let port = gh.metricsPort
+        let scraper = Thread {
+            var i = 0
+            while tally.running {
+                let path = i % 2 == 0 ? "/metrics" : "/health"
+                i += 1
+                do {
+                    let r = try HTTP.request(port: port, "GET \(path) HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
+                    tally.record(r.status == 200 ? nil : "\(path): \(r.status)")
+                } catch {
+                    tally.record("\(path): \(error)")
+                }
+            }
+        }
+        scraper.start()
+        for i in 0..<5 {
+            usleep(300_000)
+            gh.child.signal(SIGHUP)
+            #expect(try eventually(5) { try gh.metric("gatehouse_config_generation") == Double(i + 2) })
+        }
+        usleep(500_000)
+        let (answered, failures) = tally.stop()
+        #expect(failures.isEmpty, "\(failures.prefix(5))")
+        #expect(answered > 50)
+    }
+
+    /// What a scraping thread saw.
+    final class Tally: @unchecked Sendable {
+        private let lock = NSLock()
+        private var answered = 0
+        private var failures: [String] = []
+        private var on = true
+        var running: Bool { lock.withLock { on } }
+        func record(_ failure: String?) {
+            lock.withLock { if let failure { failures.append(failure) } else { answered += 1 } }
+        }
+        func stop() -> (Int, [String]) {
+            lock.withLock { on = false }
+            usleep(200_000)
+            return lock.withLock { (answered, failures) }
+        }
+    }
+
     @Test("-s without a pid file, or with an unknown signal, says why")
     func signalErrors() throws {
         let path = NSTemporaryDirectory() + "gatehouse-\(UUID().uuidString).conf"
