@@ -37,12 +37,14 @@ final class MetricsEndpoint: @unchecked Sendable {
         var parser = HeadParser(kind: .request, limits: HeadLimits(maxHeadBytes: 8192, maxTargetBytes: 2048, maxHeaders: 64))
         var have = 0
         while true {
-            let deadline = EventLoop.shared.now + 30_000_000_000
-            guard let n = try? await s.read(into: UnsafeMutableRawBufferPointer(rebasing: buf[have...]), until: deadline), n > 0 else { return }
-            have += n
+            // Bytes already buffered first: a request pipelined behind the last one is answered
+            // without waiting for bytes that may never come.
             let result = parser.parse(UnsafeRawBufferPointer(rebasing: buf[0..<have]))
             if result == .needMore {
                 if have == buf.count { return }
+                let deadline = EventLoop.shared.now + 30_000_000_000
+                guard let n = try? await s.read(into: UnsafeMutableRawBufferPointer(rebasing: buf[have...]), until: deadline), n > 0 else { return }
+                have += n
                 continue
             }
             guard result == .complete else {
