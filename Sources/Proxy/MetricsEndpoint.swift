@@ -1,8 +1,9 @@
 import HTTP1
 import Runtime
 
-/// The metrics listener: GET /metrics (Prometheus text) and GET /health (200 serving, 503
-/// draining), with keep-alive for scrapers. On the same loop as the proxy, with its own port.
+/// The metrics listener: GET /metrics (Prometheus text), GET /health (200 serving, 503
+/// draining) and GET /status.json (the figures of /metrics regrouped), with keep-alive for
+/// scrapers; HEAD of each too. On the same loop as the proxy, with its own port.
 final class MetricsEndpoint: @unchecked Sendable {
     let socket: Socket
     let metrics: ProxyMetrics
@@ -55,24 +56,29 @@ final class MetricsEndpoint: @unchecked Sendable {
             let target = UnsafeRawBufferPointer(buf).string(head.target)
             let path = target.split(separator: "?").first.map(String.init) ?? target
             let keep = head.keepAlive
-            switch path {
-            case "/metrics":
-                await send(s, status: "200 OK", type: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render(), close: !keep, head: head.methodKind == .head)
-            case "/health":
-                if ctx.draining {
-                    await send(s, status: "503 Service Unavailable", type: "text/plain", body: Array("draining\n".utf8), close: !keep)
-                } else {
-                    await send(s, status: "200 OK", type: "text/plain", body: Array("ok\n".utf8), close: !keep)
-                }
-            default:
-                await send(s, status: "404 Not Found", type: "text/plain", body: Array("not found\n".utf8), close: !keep)
-            }
+            let a = answer(path)
+            await send(s, status: a.status, type: a.type, body: a.body, close: !keep, head: head.methodKind == .head)
             if !keep { return }
             // Keep any pipelined bytes after this request (GETs have no body).
             let used = head.end
             if have > used { buf.baseAddress!.copyMemory(from: buf.baseAddress! + used, byteCount: have - used) }
             have -= used
             parser.reset()
+        }
+    }
+
+    /// What a GET (or HEAD) of `path` answers.
+    private func answer(_ path: String) -> (status: String, type: String, body: [UInt8]) {
+        switch path {
+        case "/metrics":
+            return ("200 OK", "text/plain; version=0.0.4; charset=utf-8", metrics.render())
+        case "/status.json":
+            let snapshot = StatusSnapshot(exposition: metrics.render()).json(time: wallClockSeconds())
+            return ("200 OK", "application/json", Array(snapshot.text.utf8))
+        case "/health":
+            return ctx.draining ? ("503 Service Unavailable", "text/plain", Array("draining\n".utf8)) : ("200 OK", "text/plain", Array("ok\n".utf8))
+        default:
+            return ("404 Not Found", "text/plain", Array("not found\n".utf8))
         }
     }
 
