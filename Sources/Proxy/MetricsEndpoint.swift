@@ -2,8 +2,8 @@ import HTTP1
 import Runtime
 
 /// The metrics listener: GET /metrics (Prometheus text), GET /health (200 serving, 503
-/// draining) and GET /status.json (the figures of /metrics regrouped), with keep-alive for
-/// scrapers; HEAD of each too. On the same loop as the proxy, with its own port.
+/// draining), and the live status page (GET /status, polling GET /status.json), with keep-alive
+/// for scrapers and browsers; HEAD of each too. On the same loop as the proxy, with its own port.
 final class MetricsEndpoint: @unchecked Sendable {
     let socket: Socket
     let metrics: ProxyMetrics
@@ -75,6 +75,8 @@ final class MetricsEndpoint: @unchecked Sendable {
         case "/status.json":
             let snapshot = StatusSnapshot(exposition: metrics.render()).json(time: wallClockSeconds())
             return ("200 OK", "application/json", Array(snapshot.text.utf8))
+        case "/status":
+            return ("200 OK", "text/html; charset=utf-8", StatusPage.html)
         case "/health":
             return ctx.draining ? ("503 Service Unavailable", "text/plain", Array("draining\n".utf8)) : ("200 OK", "text/plain", Array("ok\n".utf8))
         default:
