@@ -13,6 +13,10 @@ enum Tool {
     static let sslyze = (try? sh("python3 -c 'import sslyze' 2>/dev/null").status) == 0
     static let sslyzeMissing = "sslyze is not installed for python3 (pip install sslyze; scripts/test installs it)"
 
+    /// Chromium, from Debian's `chromium` package: the status page tests load the page in it.
+    static let chromium = onPath("chromium")
+    static let chromiumMissing = "chromium is not installed (Debian package chromium; scripts/test installs it)"
+
     static func onPath(_ name: String) -> Bool {
         (try? sh("command -v \(name) >/dev/null").status) == 0
     }
