@@ -1,8 +1,9 @@
 import HTTP1
 import Runtime
 
-/// The metrics listener: GET /metrics (Prometheus text) and GET /health (200 serving, 503
-/// draining), with keep-alive for scrapers. On the same loop as the proxy, with its own port.
+/// The metrics listener: GET /metrics (Prometheus text), GET /health (200 serving, 503
+/// draining), and the live status page (GET /status, polling GET /status.json), with keep-alive
+/// for scrapers and browsers; HEAD of each too. On the same loop as the proxy, with its own port.
 final class MetricsEndpoint: @unchecked Sendable {
     let socket: Socket
     let metrics: ProxyMetrics
@@ -55,12 +56,14 @@ final class MetricsEndpoint: @unchecked Sendable {
         var parser = HeadParser(kind: .request, limits: HeadLimits(maxHeadBytes: 8192, maxTargetBytes: 2048, maxHeaders: 64))
         var have = 0
         while true {
-            let deadline = EventLoop.shared.now + 30_000_000_000
-            guard let n = try? await s.read(into: UnsafeMutableRawBufferPointer(rebasing: buf[have...]), until: deadline), n > 0 else { return }
-            have += n
+            // Bytes already buffered first: a request pipelined behind the last one is answered
+            // without waiting for bytes that may never come.
             let result = parser.parse(UnsafeRawBufferPointer(rebasing: buf[0..<have]))
             if result == .needMore {
                 if have == buf.count { return }
+                let deadline = EventLoop.shared.now + 30_000_000_000
+                guard let n = try? await s.read(into: UnsafeMutableRawBufferPointer(rebasing: buf[have...]), until: deadline), n > 0 else { return }
+                have += n
                 continue
             }
             guard result == .complete else {
@@ -73,18 +76,8 @@ final class MetricsEndpoint: @unchecked Sendable {
             // Draining, each connection closes after its answer (a new generation serves the rest).
             let keep = head.keepAlive && !ctx.draining
             busy(true)
-            switch path {
-            case "/metrics":
-                await send(s, status: "200 OK", type: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render(), close: !keep, head: head.methodKind == .head)
-            case "/health":
-                if ctx.draining && !handedOver {
-                    await send(s, status: "503 Service Unavailable", type: "text/plain", body: Array("draining\n".utf8), close: !keep)
-                } else {
-                    await send(s, status: "200 OK", type: "text/plain", body: Array("ok\n".utf8), close: !keep)
-                }
-            default:
-                await send(s, status: "404 Not Found", type: "text/plain", body: Array("not found\n".utf8), close: !keep)
-            }
+            let a = answer(path)
+            await send(s, status: a.status, type: a.type, body: a.body, close: !keep, head: head.methodKind == .head)
             if !keep { return }
             busy(false)  // idle until its next request
             // Keep any pipelined bytes after this request (GETs have no body).
@@ -92,6 +85,23 @@ final class MetricsEndpoint: @unchecked Sendable {
             if have > used { buf.baseAddress!.copyMemory(from: buf.baseAddress! + used, byteCount: have - used) }
             have -= used
             parser.reset()
+        }
+    }
+
+    /// What a GET (or HEAD) of `path` answers.
+    private func answer(_ path: String) -> (status: String, type: String, body: [UInt8]) {
+        switch path {
+        case "/metrics":
+            return ("200 OK", "text/plain; version=0.0.4; charset=utf-8", metrics.render())
+        case "/status.json":
+            let snapshot = StatusSnapshot(exposition: metrics.render()).json(time: wallClockSeconds())
+            return ("200 OK", "application/json", Array(snapshot.text.utf8))
+        case "/status":
+            return ("200 OK", "text/html; charset=utf-8", StatusPage.html)
+        case "/health":
+            return ctx.draining && !handedOver ? ("503 Service Unavailable", "text/plain", Array("draining\n".utf8)) : ("200 OK", "text/plain", Array("ok\n".utf8))
+        default:
+            return ("404 Not Found", "text/plain", Array("not found\n".utf8))
         }
     }
 

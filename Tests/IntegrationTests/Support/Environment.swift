@@ -16,6 +16,9 @@ enum Tool {
     /// wrk, the HTTP load generator (Debian package wrk).
     static let wrk = onPath("wrk")
     static let wrkMissing = "wrk is not installed (Debian package wrk; scripts/test installs it)"
+    /// Chromium, from Debian's `chromium` package: the status page tests load the page in it.
+    static let chromium = onPath("chromium")
+    static let chromiumMissing = "chromium is not installed (Debian package chromium; scripts/test installs it)"
 
     static func onPath(_ name: String) -> Bool {
         (try? sh("command -v \(name) >/dev/null").status) == 0
