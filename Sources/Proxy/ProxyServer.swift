@@ -192,9 +192,6 @@ public final class ProxyServer: @unchecked Sendable {
                 }
             }
         }
-        if let log = ctx.accessLog {
-            EventLoop.shared.beforeWaitHooks.append { log.flush() }
-        }
         metrics.takeBaseline()
         onRunning()
         EventLoop.shared.run()

@@ -31,9 +31,6 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     public private(set) var registeredSockets = 0
     /// Called once per turn after I/O dispatch (TLS uses this for bytes OpenSSL already holds).
     public var turnHooks: [() -> Void] = []
-    /// Called once per turn when its work is done, just before the loop waits: for work batched
-    /// over a turn (the access log hands over the lines the turn wrote).
-    public var beforeWaitHooks: [() -> Void] = []
 
     private init() {
         epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
@@ -126,7 +123,6 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
             timers.fire(now: monotonicNanos())
             for hook in turnHooks { hook() }
             runJobs()
-            for hook in beforeWaitHooks { hook() }
             now = monotonicNanos()
             busyNanos &+= now &- start
             guard running else { break }
