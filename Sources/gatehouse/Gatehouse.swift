@@ -47,6 +47,9 @@ struct Gatehouse: ParsableCommand {
     @Option(name: .customShort("s"), help: "Signal the running gatehouse (the pid_file of its config): reload, reopen (logs), stop (drain), quit (at once).")
     var signal: String?
 
+    @Argument(help: "The same as -s: `gatehouse reload -c proxy.conf` signals the running gatehouse.")
+    var command: String?
+
     @Flag(name: .customLong("version"), help: "Print versions and exit.")
     var version = false
 
@@ -61,8 +64,11 @@ struct Gatehouse: ParsableCommand {
             return
         }
         let (configuration, text) = try loadConfiguration()
-        if let name = signal {
-            try PidFile.send(name, configuration: configuration, file: config ?? "proxy.conf")
+        if command != nil && signal != nil && command != signal {
+            throw ValidationError("give `\(command!)` or -s \(signal!), not both")
+        }
+        if let name = signal ?? command {
+            try PidFile.send(name, label: signal != nil ? "-s \(name)" : name, configuration: configuration, file: config ?? "proxy.conf")
             return
         }
         // Certificates and TLS policy are only proven by OpenSSL loading them: do it for --check too.

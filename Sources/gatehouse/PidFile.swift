@@ -31,19 +31,19 @@ struct PidFile {
 
     static let signals: [String: Int32] = ["reload": SIGHUP, "reopen": SIGUSR1, "stop": SIGTERM, "quit": SIGQUIT]
 
-    /// `-s NAME`: the signal to the pid in the config's pid_file.
-    static func send(_ name: String, configuration: Configuration, file: String) throws {
+    /// `-s NAME` (or `gatehouse NAME`, said as `label`): the signal to the pid in the config's pid_file.
+    static func send(_ name: String, label: String, configuration: Configuration, file: String) throws {
         guard let sig = signals[name] else {
-            throw ValidationError("-s \(name): expected one of \(signals.keys.sorted().joined(separator: ", "))")
+            throw ValidationError("\(label): expected one of \(signals.keys.sorted().joined(separator: ", "))")
         }
         guard let path = configuration.pidFile else {
-            throw ValidationError("-s \(name): \(file) has no pid_file, so the running gatehouse cannot be found")
+            throw ValidationError("\(label): \(file) has no pid_file, so the running gatehouse cannot be found")
         }
         guard let pid = read(path), pid > 0 else {
-            throw ValidationError("-s \(name): no pid in \(path) (is gatehouse running?)")
+            throw ValidationError("\(label): no pid in \(path) (is gatehouse running?)")
         }
         guard kill(pid, sig) == 0 else {
-            throw ValidationError("-s \(name): cannot signal pid \(pid) from \(path): \(IOError.errno(errno))")
+            throw ValidationError("\(label): cannot signal pid \(pid) from \(path): \(IOError.errno(errno))")
         }
     }
 }

@@ -99,6 +99,10 @@ struct ReloadTests {
         #expect(try HTTP.get(port: extra, "/").status == 200)
         #expect(log.text.contains("SIGHUP: \(gh.configPath) is valid; starting generation 3"))
 
+        // `gatehouse reload`, as `-s reload`: a valid config, the same file, a new generation.
+        let again = try sh("\(binDir)/gatehouse reload -c \(gh.configPath) 2>&1")
+        #expect(again.status == 0, "\(again.output)")
+        #expect(try eventually(5) { try gh.metric("gatehouse_config_generation") == 4 })
         let stop = try sh("\(binDir)/gatehouse -c \(gh.configPath) -s stop 2>&1")
         #expect(stop.status == 0, "\(stop.output)")
         #expect(gh.child.waitExit(timeout: 10) == 0)
