@@ -234,6 +234,7 @@ private struct Builder {
         case "upstream_read": config.timeouts.upstreamRead = v
         case "upstream_send": config.timeouts.upstreamSend = v
         case "drain": config.timeouts.drain = v
+        case "tunnel": config.timeouts.tunnel = v
         default: throw error(d, "unknown timeout")
         }
     }

@@ -55,6 +55,10 @@ public struct Timeouts: Sendable, Equatable {
     public var upstreamSend: UInt64 = 60 * sec
     /// How long SIGTERM waits for in-flight requests.
     public var drain: UInt64 = 30 * sec
+    /// An upgraded connection (WebSocket) with no byte either way (nginx proxy_read_timeout, which
+    /// is 60s there; WebSockets idle for minutes between messages, so 1h as HAProxy's tunnel
+    /// timeout is commonly set).
+    public var tunnel: UInt64 = 3600 * sec
 
     public init() {}
     static let sec: UInt64 = 1_000_000_000

@@ -63,6 +63,8 @@ extension HeadParser {
             // RFC 9112 §3.2.2: the absolute form's authority is the Host; the client's is replaced.
             if let a = head.targetAuthority { head.host = a }
             if head.methodKind == .connect { return .error(.notImplemented("CONNECT is not supported")) }
+            head.wantsTunnel = head.upgrade && !head.ambiguous && head.versionMinor == 1 && !head.chunked && (head.contentLength ?? 0) == 0
+                && offersTunnelProtocol(buf)
         case .response:
             if sawTE && head.contentLength != nil {
                 // RFC 9112 §6.3: Transfer-Encoding wins, the Content-Length is removed before
@@ -75,6 +77,23 @@ extension HeadParser {
         if head.ambiguous { connectionClose = true }
         head.keepAlive = head.versionMinor == 1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
         return .complete
+    }
+
+    /// Whether Upgrade fields are present and none offers `h2c` (RFC 9113 §3.1 dropped it; a
+    /// backend that still speaks it would be reached past the proxy's HTTP/2 rules).
+    private func offersTunnelProtocol(_ buf: UnsafeRawBufferPointer) -> Bool {
+        var offered = false
+        for f in head.headers where f.kind == .upgrade {
+            var h2c = false
+            forEachElement(buf, f.value) { tok in
+                if tok.count > 0 { offered = true }
+                // "h2c" or "h2c/anything": a protocol name is compared up to its version.
+                if tok.count >= 3 && buf.equalsLowercase(ByteRange(start: tok.start, count: 3), "h2c")
+                    && (tok.count == 3 || buf[tok.start + 3] == UInt8(ascii: "/")) { h2c = true }
+            }
+            if h2c { return false }
+        }
+        return offered
     }
 
     private func digits(_ buf: UnsafeRawBufferPointer, _ r: ByteRange) -> UInt64? {

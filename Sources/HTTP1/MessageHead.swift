@@ -33,7 +33,12 @@ public struct MessageHead: Sendable {
     public var keepAlive = true
     public var expectContinue = false
     public var host: ByteRange?
+    /// `Connection: upgrade` was among the options.
     public var upgrade = false
+    /// A request the proxy may turn into a tunnel if the backend answers 101 (RFC 9110 §7.8):
+    /// `Connection: upgrade` with an `Upgrade` field, HTTP/1.1, no body, and no `h2c` offered
+    /// (an h2c tunnel would hand the client an HTTP/2 connection to the backend, past the proxy).
+    public var wantsTunnel = false
 
     public init() {
         headers.reserveCapacity(32)
@@ -62,6 +67,7 @@ public struct MessageHead: Sendable {
         expectContinue = false
         host = nil
         upgrade = false
+        wantsTunnel = false
     }
 }
 

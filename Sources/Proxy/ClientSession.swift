@@ -48,6 +48,9 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
     var lingerOnClose = false
     /// Bytes written to the client since the last access-log line: the current request's.
     var sentBytes = 0
+    /// Set when the backend switched protocols: the tunnel takes the connection over once the
+    /// task lets go of it.
+    var tunnel: Tunnel?
     /// A task is running `run()`; the record is reused only once it has finished and closed.
     var taskRunning = false
     private(set) var closed = true
@@ -210,6 +213,11 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
             let keepAlive = await proxy(ws)
             inRequest = false
             giveBack(&held)
+            if let t = tunnel {
+                tunnel = nil
+                t.start()
+                return
+            }
             let buffered = !inbound.isEmpty
             if !buffered { inbound.releaseIfEmpty() }
             switch state.responseDone(keepAlive: keepAlive && !socket.isClosed, draining: ctx.draining, buffered: buffered, now: EventLoop.shared.now) {

@@ -14,6 +14,7 @@ extension ClientSession {
         try await readResponseHead(ws, conn, plan)
         // The response is coming: from here a client that leaves is seen when a write fails.
         socket.hangupWatcher = nil
+        if ws.response.head.status == 101 { return try await switchProtocols(ws, plan) }
         return try await relayResponse(ws, conn, plan)
     }
 
@@ -124,7 +125,11 @@ extension ClientSession {
             while try !parsedHead(ws) { try await readMoreHead(conn, ub, deadline, &sawByte) }
             let status = ws.response.head.status
             if status >= 200 { break }
-            if status == 101 { throw ExchangeFailure(.badResponse, requestSent: true) }  // we never ask for an upgrade
+            if status == 101 {
+                // Only an upgrade the client asked for (and we passed on) may be agreed to.
+                if plan.wantsTunnel && ws.response.head.headers.contains(where: { $0.kind == .upgrade }) { break }
+                throw ExchangeFailure(.badResponse, requestSent: true)
+            }
             let b = ub.buffer!
             if status != 100 && plan.versionMinor == 1 {
                 // Rewritten like a final head: its hop-by-hop fields are the backend's hop only.

@@ -11,6 +11,8 @@ struct RequestPlan {
     let keepAlive: Bool
     let expectContinue: Bool
     let ambiguous: Bool
+    /// A 101 from the backend turns the connection into a tunnel (see `HeadSemantics`).
+    let wantsTunnel: Bool
     /// Where the head ends in the inbound buffer (from its read index).
     let headEnd: Int
     /// The body framer, past the body bytes already buffered.
@@ -37,6 +39,7 @@ struct RequestPlan {
         keepAlive = ws.request.head.keepAlive
         expectContinue = ws.request.head.expectContinue
         ambiguous = ws.request.head.ambiguous
+        wantsTunnel = ws.request.head.wantsTunnel
         headEnd = ws.request.head.end
         self.framer = framer
         self.buffered = buffered
@@ -58,6 +61,8 @@ struct Completed {
     let clientKeepAlive: Bool
     let upstreamReusable: Bool
     let status: Int
+    /// The backend switched protocols (101): both connections become a tunnel.
+    var switched = false
 }
 
 extension ClientSession {
@@ -116,6 +121,11 @@ extension ClientSession {
             do throws(ExchangeFailure) {
                 let done = try await exchange(ws, conn, plan)
                 upstreamInUse = nil
+                if done.switched {
+                    finish(101, started, ws)
+                    becomeTunnel(ws, conn)
+                    return false
+                }
                 conn.requests += 1
                 group.release(conn, reusable: done.upstreamReusable, succeeded: true)
                 // The backend is done and back in the pool; the client takes the rest at its pace.

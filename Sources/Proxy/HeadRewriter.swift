@@ -110,6 +110,8 @@ enum HeadRewriter {
                 continue
             case .transferEncoding where head.transferEncodingLines > 1:
                 if !f.dropped { addTransferEncoding(iov, p, head) }
+            case .upgrade where head.wantsTunnel:
+                addField(iov, p, f)  // the protocols offered, for a backend that may answer 101
             default:
                 if f.kind.isHopByHop || f.namedByConnection || f.dropped { continue }
                 if let n = client.subjectName, f.kind == .other, named(p, f, n) { continue }  // only we say who the client is
@@ -132,7 +134,7 @@ enum HeadRewriter {
         iov.add(client.tls ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n")
         if let line = client.subjectLine { iov.add(line) }
         if let line = client.requestIDLine { iov.add(line) }
-        if head.ambiguous { iov.add("Connection: close\r\n") }
+        if head.ambiguous { iov.add("Connection: close\r\n") } else if head.wantsTunnel { iov.add("Connection: upgrade\r\n") }
         if let h = head.host {
             iov.add("X-Forwarded-Host: ")
             iov.add(p + h.start, h.count)
@@ -146,7 +148,9 @@ enum HeadRewriter {
     /// The response to a client. `close`: tell the client this connection ends; `keepAlive10`: an
     /// HTTP/1.0 client keeps it; `dechunk`: the body is sent decoded (HTTP/1.0 client), so no
     /// Transfer-Encoding.
-    static func response(_ iov: IOVecList, _ p: UnsafeRawPointer, _ head: borrowing MessageHead, close: Bool, keepAlive10: Bool, dechunk: Bool) {
+    /// `switching`: a 101 that starts a tunnel the client asked for, whose Upgrade field (the
+    /// protocol chosen) goes on with `Connection: upgrade`.
+    static func response(_ iov: IOVecList, _ p: UnsafeRawPointer, _ head: borrowing MessageHead, close: Bool, keepAlive10: Bool, dechunk: Bool, switching: Bool = false) {
         let lineEnd = head.headers.first?.name.start ?? (head.end - 2)
         if head.versionMinor == 1 {
             iov.add(p + head.start, lineEnd - head.start)
@@ -161,12 +165,22 @@ enum HeadRewriter {
         let dropTE = dechunk || status < 200 || status == 204 || status == 304
         let dropCL = status < 200 || status == 204
         for f in head.headers {
+            if switching && f.kind == .upgrade {
+                addField(iov, p, f)
+                continue
+            }
             if f.kind.isHopByHop || f.namedByConnection || f.dropped { continue }
             if dropTE && f.kind == .transferEncoding || dropCL && f.kind == .contentLength { continue }
             if f.kind == .transferEncoding && head.transferEncodingLines > 1 { addTransferEncoding(iov, p, head); continue }
             addField(iov, p, f)
         }
-        if close { iov.add("Connection: close\r\n") } else if keepAlive10 { iov.add("Connection: keep-alive\r\n") }
+        if switching {
+            iov.add("Connection: upgrade\r\n")
+        } else if close {
+            iov.add("Connection: close\r\n")
+        } else if keepAlive10 {
+            iov.add("Connection: keep-alive\r\n")
+        }
         iov.add("\r\n")
     }
 }

@@ -27,6 +27,9 @@ final class ProxyMetrics: @unchecked Sendable {
     private let staleRetries: MirroredCounter
     private let truncated: MirroredCounter
     private let clientAborts: MirroredCounter
+    private let tunnelsOpen: Gauge
+    private let tunnelsTotal: MirroredCounter
+    private let tunnelBytes: [MirroredCounter]
     private let accessLines: MirroredCounter
     private let accessDropped: MirroredCounter
     private let iterations: MirroredCounter
@@ -98,6 +101,11 @@ final class ProxyMetrics: @unchecked Sendable {
         staleRetries = r.counter("gatehouse_retries_total", "Requests retried.", [("reason", "stale_keepalive")])
         truncated = r.counter("gatehouse_upstream_truncated_responses_total", "Responses the backend ended early after they started (recorded as 502).")
         clientAborts = r.counter("gatehouse_client_aborts_total", "Requests given up because the client hung up first (recorded as 499).")
+        tunnelsOpen = r.gauge("gatehouse_tunnels_open", "Upgraded connections (WebSocket and other Upgrade protocols) relaying now.")
+        tunnelsTotal = r.counter("gatehouse_tunnels_total", "Upgraded connections opened (a backend answered 101).")
+        tunnelBytes = ["client_to_backend", "backend_to_client"].map {
+            r.counter("gatehouse_tunnel_bytes_total", "Bytes relayed through upgraded connections, by direction.", [("direction", $0)])
+        }
         accessLines = r.counter("gatehouse_access_log_lines_total", "Access-log lines made, one per request (those dropped included).")
         accessDropped = r.counter("gatehouse_access_log_dropped_total", "Access-log lines lost: the worker's ring was full (the supervisor did not keep up) or the supervisor was gone.")
         iterations = r.counter("gatehouse_loop_iterations_total", "Event loop turns.")
@@ -235,6 +243,10 @@ final class ProxyMetrics: @unchecked Sendable {
         staleRetries.set(total: st.staleRetriesTotal)
         truncated.set(total: st.truncatedResponsesTotal)
         clientAborts.set(total: st.clientAbortsTotal)
+        tunnelsOpen.set(Double(st.tunnelsOpen))
+        tunnelsTotal.set(total: st.tunnelsTotal)
+        tunnelBytes[0].set(total: st.tunnelBytesUp)
+        tunnelBytes[1].set(total: st.tunnelBytesDown)
         accessLines.set(total: ctx.accessLog?.ring.lines ?? 0)
         accessDropped.set(total: ctx.accessLog?.ring.dropped ?? 0)
         let loop = EventLoop.shared

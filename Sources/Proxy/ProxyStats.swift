@@ -7,6 +7,8 @@ public final class ProxyStats {
         case clientHeader, clientBody, clientSend, upstreamConnect, upstreamHeader, upstreamRead, upstreamSend, queue
         /// A client sent its body, or read the response, slower than `limits.min_rate`.
         case requestMinRate, responseMinRate
+        /// A tunnel (upgraded connection) moved no byte either way for `timeouts.tunnel`.
+        case tunnel
 
         var label: String {
             switch self {
@@ -20,6 +22,7 @@ public final class ProxyStats {
             case .queue: return "queue"
             case .requestMinRate: return "request_min_rate"
             case .responseMinRate: return "response_min_rate"
+            case .tunnel: return "tunnel"
             }
         }
     }
@@ -37,6 +40,12 @@ public final class ProxyStats {
     public var truncatedResponsesTotal = 0
     /// Requests given up because the client hung up (499).
     public var clientAbortsTotal = 0
+    /// Upgraded connections (WebSocket and other `Upgrade:` protocols): open now, ever opened,
+    /// and the bytes they carried each way.
+    public var tunnelsOpen = 0
+    public var tunnelsTotal = 0
+    public var tunnelBytesUp = 0
+    public var tunnelBytesDown = 0
 
     deinit {
         clientPhases.deallocate()

@@ -46,7 +46,7 @@ extension ClientSession {
         ws.upstream.release()
         let reuse = ReuseChecklist(responseComplete: rf.isComplete, requestBodySent: true,
                                    serverKeepAlive: ws.response.head.keepAlive && framing != .untilClose, extraBytes: extra,
-                                   errorSeen: plan.ambiguous, requestsServed: conn.requests + 1,
+                                   errorSeen: plan.ambiguous || plan.wantsTunnel, requestsServed: conn.requests + 1,
                                    maxRequests: group.config.maxRequestsPerConnection, draining: ctx.draining)
         return Completed(clientKeepAlive: clientKeep, upstreamReusable: reuse.reusable, status: ws.response.head.status)
     }

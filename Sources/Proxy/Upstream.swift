@@ -406,6 +406,17 @@ final class UpstreamGroup: @unchecked Sendable {
         for old in state.surplusIdle(server: s.index) { s.close(old) }
     }
 
+    /// A leased connection leaves the pool for good, still open (it became a tunnel): its slot
+    /// is freed for the next request as if it had closed. The tunnel closes it with `server.close`.
+    func detach(_ c: UpstreamConnection) {
+        let s = c.server
+        s.removeHeadWait(c)
+        c.socket.unpark()
+        if case .close(let g) = state.released(c, server: s.index, reusable: false, succeeded: true, now: EventLoop.shared.now) {
+            perform(g)
+        }
+    }
+
     /// Resumes the waiter a freed slot went to.
     private func perform(_ g: GroupState<UpstreamConnection, Waiter>.Grant?) {
         switch g {

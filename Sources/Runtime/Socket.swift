@@ -12,6 +12,12 @@ public protocol ParkedHandler: AnyObject {
     func parkedReadable(_ socket: Socket)
     /// The socket's deadline passed while parked.
     func parkedExpired(_ socket: Socket)
+    /// Room to write appeared while parked (only a tunnel, which waits on both sides, asks).
+    func parkedWritable(_ socket: Socket)
+}
+
+extension ParkedHandler {
+    public func parkedWritable(_ socket: Socket) {}
 }
 
 /// A non-blocking socket registered with the loop (edge-triggered, registered once for both
@@ -110,6 +116,8 @@ public final class Socket: TimerNode, @unchecked Sendable {
             writeWaiter = nil
             detachPartner()
             w.resume(returning: true)
+        } else if let p = parked {
+            p.parkedWritable(self)
         }
     }
 

@@ -132,32 +132,50 @@ public final class TLSStream {
                 guard await socket.waitReadable(until: deadline) else { throw socket.isClosed ? .closed : .timedOut }
                 continue
             }
-            ERR_clear_error()
-            _ = gh_bio_take_drained(bio)  // only what this SSL_read's own reads found counts
-            let n = SSL_read(ssl, buf.baseAddress, Int32(min(buf.count, 1 << 30)))
-            if gh_bio_take_drained(bio) != 0 { socket.noteDrained() }
-            if n > 0 { return Int(n) }
-            let e = SSL_get_error(ssl, n)
+            if let n = try readNow(into: buf) { return n }
             let waited: Bool
-            switch e {
-            // A want-read means a read said EAGAIN (so the check above waits); should it not
-            // have, wait anyway rather than spin.
-            case SSL_ERROR_WANT_READ:
+            // A TLS 1.3 key update or session ticket can make a read need to write.
+            if readWantsWrite {
+                waited = await socket.waitWritable(until: deadline)
+            } else {
+                // A want-read means a read said EAGAIN (so the check above waits); should it not
+                // have, wait anyway rather than spin.
                 if !socket.mayRead { continue }
                 waited = await socket.waitReadable(until: deadline)
-            // A TLS 1.3 key update or session ticket can make a read need to write.
-            case SSL_ERROR_WANT_WRITE: waited = await socket.waitWritable(until: deadline)
-            case SSL_ERROR_ZERO_RETURN: return 0
-            case SSL_ERROR_SYSCALL:
-                failed = true
-                let err = errno
-                if err == 0 { return 0 }
-                throw .errno(err)
-            default:
-                failed = true
-                throw .errno(EPROTO)
             }
             if !waited { throw socket.isClosed ? .closed : .timedOut }
+        }
+    }
+
+    /// The last `readNow` that would block needs the socket writable, not readable.
+    public private(set) var readWantsWrite = false
+
+    /// Reads what OpenSSL can give now: bytes of plaintext, 0 at the peer's close, nil when it
+    /// would block (`readWantsWrite` says on what).
+    @inline(__always)
+    public func readNow(into buf: UnsafeMutableRawBufferPointer) throws(IOError) -> Int? {
+        ERR_clear_error()
+        _ = gh_bio_take_drained(bio)  // only what this SSL_read's own reads found counts
+        let n = SSL_read(ssl, buf.baseAddress, Int32(min(buf.count, 1 << 30)))
+        if gh_bio_take_drained(bio) != 0 { socket.noteDrained() }
+        if n > 0 { return Int(n) }
+        switch SSL_get_error(ssl, n) {
+        case SSL_ERROR_WANT_READ:
+            readWantsWrite = false
+            return nil
+        case SSL_ERROR_WANT_WRITE:
+            readWantsWrite = true
+            return nil
+        case SSL_ERROR_ZERO_RETURN:
+            return 0
+        case SSL_ERROR_SYSCALL:
+            failed = true
+            let err = errno
+            if err == 0 { return 0 }
+            throw .errno(err)
+        default:
+            failed = true
+            throw .errno(EPROTO)
         }
     }
 

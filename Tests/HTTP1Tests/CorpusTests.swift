@@ -61,7 +61,7 @@ struct CorpusTests {
         case "reject": return o.verdict == .reject && (messages == nil || o.messages == messages)
         case "incomplete": return o.verdict == .incomplete
         case "upgrade":
-            // We do not tunnel: Connection: upgrade is seen, CONNECT is refused with 501, PRI with 505.
+            // Connection: upgrade is seen (the proxy tunnels only after a 101), CONNECT is refused with 501, PRI with 505.
             return o.verdict == .upgrade || (o.verdict == .reject && (o.error?.status == 501 || o.error?.status == 505))
         default: return false
         }

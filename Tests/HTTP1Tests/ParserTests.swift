@@ -152,3 +152,38 @@ struct ResponseParserTests {
         #expect(off == body.count && f.isComplete)
     }
 }
+
+/// Which requests may become tunnels (RFC 9110 §7.8): the proxy passes `Upgrade` on only for these.
+@Suite("Upgrade requests")
+struct UpgradeRequestTests {
+    static let cases: [(String, Bool)] = [
+        ("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", true),
+        ("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, upgrade\r\nUpgrade: foo/2, bar\r\n\r\n", true),
+        ("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n", true),
+        // h2c in any spelling, alone or in a list: never (h2c smuggling past the proxy).
+        ("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n", false),
+        ("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\nUpgrade: H2C\r\n\r\n", false),
+        ("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c/1.0, websocket\r\n\r\n", false),
+        ("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2cx\r\n\r\n", true),
+        // A body, HTTP/1.0, no Upgrade field, an empty one, no Connection option, framing in doubt.
+        ("POST / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\nContent-Length: 1\r\n\r\nx", false),
+        ("POST / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", false),
+        ("GET / HTTP/1.0\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", false),
+        ("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n", false),
+        ("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: \r\n\r\n", false),
+        ("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n", false),
+        ("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n", false),
+    ]
+
+    @Test("wantsTunnel", arguments: cases)
+    func wantsTunnel(_ c: (String, Bool)) {
+        var p = HeadParser(kind: .request)
+        let bytes = Array(c.0.utf8)
+        let r = bytes.withUnsafeBytes { p.parse($0) }
+        guard case .complete = r else {
+            Issue.record("did not parse: \(c.0.debugDescription)")
+            return
+        }
+        #expect(p.head.wantsTunnel == c.1, "\(c.0.debugDescription)")
+    }
+}

@@ -33,6 +33,21 @@ struct HeadRewriterTests {
          "GET / HTTP/1.1\r\nHost: a.example\r\n" + xf + "X-Forwarded-Host: a.example\r\n\r\n"),
         ("OPTIONS HTTPS://a.example?q=1 HTTP/1.0\r\n\r\n",
          "OPTIONS /?q=1 HTTP/1.1\r\nHost: a.example\r\n" + xf + "X-Forwarded-Host: a.example\r\n\r\n"),
+        // An upgrade the backend may agree to: the protocols offered go on with `Connection: upgrade`
+        // (any other option the client named still goes, and the fields it names).
+        ("GET /chat HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade, X-Hop\r\nX-Hop: 1\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n",
+         "GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n" + xf + "Connection: upgrade\r\nX-Forwarded-Host: a\r\n\r\n"),
+        // Not a tunnel: h2c offered (h2c smuggling), a body, HTTP/1.0, no Upgrade field, no Connection option.
+        ("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: websocket, h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+         "GET / HTTP/1.1\r\nHost: a\r\n" + xf + "X-Forwarded-Host: a\r\n\r\n"),
+        ("POST / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\nContent-Length: 2\r\n\r\n",
+         "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n" + xf + "X-Forwarded-Host: a\r\n\r\n"),
+        ("GET / HTTP/1.0\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+         "GET / HTTP/1.1\r\nHost: a\r\n" + xf + "X-Forwarded-Host: a\r\n\r\n"),
+        ("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n",
+         "GET / HTTP/1.1\r\nHost: a\r\n" + xf + "X-Forwarded-Host: a\r\n\r\n"),
+        ("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n",
+         "GET / HTTP/1.1\r\nHost: a\r\n" + xf + "X-Forwarded-Host: a\r\n\r\n"),
         // Trailing whitespace of a value is not forwarded.
         ("GET / HTTP/1.1\r\nHost: a\r\nX: a \t\r\n\r\n",
          "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n" + xf + "X-Forwarded-Host: a\r\n\r\n"),
@@ -95,6 +110,16 @@ struct HeadRewriterTests {
         ("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nETag: \"e\"\r\n\r\n", false, false, false,
          "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nETag: \"e\"\r\n\r\n"),
     ]
+
+    @Test("a 101 that starts a tunnel keeps the protocol chosen, with Connection: upgrade and no framing fields")
+    func switching() throws {
+        let input = Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Hop\r\nX-Hop: 1\r\nSec-WebSocket-Accept: a\r\nContent-Length: 5\r\n\r\n".utf8)
+        let head = try Rewrite.parse(input, kind: .response).get()
+        let out = String(decoding: Rewrite.response(input, head, close: false, switching: true), as: UTF8.self)
+        #expect(out == "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: a\r\nConnection: upgrade\r\n\r\n")
+        let plain = String(decoding: Rewrite.response(input, head, close: false), as: UTF8.self)
+        #expect(!plain.lowercased().contains("upgrade"))
+    }
 
     @Test("response heads forwarded to a client", arguments: responses)
     func response(_ c: (String, Bool, Bool, Bool, String)) throws {

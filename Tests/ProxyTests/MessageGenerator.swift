@@ -31,7 +31,7 @@ struct MessageGenerator {
     static let connectionOptions = ["close", "keep-alive", "X-Hop", "content-length", "Transfer-Encoding", "host", "x-forwarded-for",
                                     "close, X-Hop", "upgrade", "x_forwarded_proto", "keep-alive, ,X-Hop"]
     static let odd = ["Content-Length : 5", "X : 1", "X-Sp:  spaced  ", "X-Tab:\tv", "X-High: \u{e9}", "X-Empty:", "Expect: 100-continue",
-                      "Keep-Alive: 5", "TE: trailers", "Upgrade: h2c", "Proxy-Connection: keep-alive", "X-Forwarded-For: 1.2.3.4",
+                      "Keep-Alive: 5", "TE: trailers", "Upgrade: h2c", "Upgrade: websocket", "Upgrade: websocket, h2c/1", "Proxy-Connection: keep-alive", "X-Forwarded-For: 1.2.3.4",
                       "X-Forwarded-Proto: https", "X-Forwarded-Host: evil", "Trailer: T", "X-Request-ID: ok-1", "X-Request-ID: not ok",
                       "X-Request-Id: 0f8fad5b", "X_Request_ID: lookalike"]
 

@@ -48,10 +48,10 @@ enum Rewrite {
     }
 
     /// The response head forwarded to a client.
-    static func response(_ bytes: [UInt8], _ head: MessageHead, close: Bool, keepAlive10: Bool = false, dechunk: Bool = false) -> [UInt8] {
+    static func response(_ bytes: [UInt8], _ head: MessageHead, close: Bool, keepAlive10: Bool = false, dechunk: Bool = false, switching: Bool = false) -> [UInt8] {
         let iov = IOVecList()
         bytes.withUnsafeBytes { b in
-            HeadRewriter.response(iov, b.baseAddress!, head, close: close, keepAlive10: keepAlive10, dechunk: dechunk)
+            HeadRewriter.response(iov, b.baseAddress!, head, close: close, keepAlive10: keepAlive10, dechunk: dechunk, switching: switching)
         }
         return gather(iov)
     }

@@ -1,6 +1,8 @@
 /// What a client connection is doing, for the connections-by-state gauge.
 public enum ClientPhase: Int, CaseIterable, Sendable {
     case reading, waitingUpstream, writing, idle
+    /// Upgraded (WebSocket): bytes relayed both ways, no longer HTTP.
+    case tunnel
 
     public var label: String {
         switch self {
@@ -8,6 +10,7 @@ public enum ClientPhase: Int, CaseIterable, Sendable {
         case .waitingUpstream: return "waiting_upstream"
         case .writing: return "writing"
         case .idle: return "idle"
+        case .tunnel: return "tunnel"
         }
     }
 }

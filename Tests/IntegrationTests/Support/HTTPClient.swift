@@ -85,6 +85,7 @@ final class Conn {
         }
         pending.removeFirst(headEnd!)
         var r = Response(status: status, headers: headers, body: [])
+        if status == 101 { return r }  // what follows is the switched protocol's
         if status < 200 { return try readResponse(method: method) }
         if method == "HEAD" || status == 204 || status == 304 { return r }
         if let cl = r.header("Content-Length").flatMap(Int.init) {

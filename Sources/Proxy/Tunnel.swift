@@ -1,0 +1,178 @@
+import Glibc
+import Runtime
+
+/// An upgraded connection (WebSocket, or any protocol a backend agreed to with 101): bytes relayed
+/// both ways as they come, each direction on its own (`TunnelPipe`), with backpressure (a side's
+/// bytes are read only once the other side took the last ones).
+///
+/// No task runs a tunnel. Both sockets are parked with the tunnel as their handler, and every
+/// readiness, either way on either side, runs `pump` on the loop: it moves what can move without
+/// waiting and parks again. So an idle tunnel holds no task and no buffer, as an idle keep-alive
+/// connection does not, and a busy one needs no suspension.
+final class Tunnel: ParkedHandler, @unchecked Sendable {
+    unowned(unsafe) let ctx: ProxyContext
+    let client: ClientSession
+    let upstream: UpstreamConnection
+    /// Backend-to-client bytes; client-to-backend ones use the session's inbound slot.
+    let down: BufferSlot
+    private var toBackend: TunnelPipe
+    private var toClient: TunnelPipe
+    private var lastActivity: UInt64
+    private var ended = false
+    /// A pump that stopped for fairness is to run again soon.
+    private var resumeQueued = false
+
+    /// Takes over both connections; bytes already read past the heads (the client's first frames,
+    /// the backend's) are held, and go first.
+    init(ctx: ProxyContext, client: ClientSession, upstream: UpstreamConnection, backendBytes: IOBuffer?) {
+        self.ctx = ctx
+        self.client = client
+        self.upstream = upstream
+        down = BufferSlot(pool: ctx.upstreamBuffers)
+        down.buffer = backendBytes
+        toBackend = TunnelPipe(held: client.inbound.buffer?.readable ?? 0)
+        toClient = TunnelPipe(held: backendBytes?.readable ?? 0)
+        lastActivity = EventLoop.shared.now
+    }
+
+    func start() {
+        upstream.socket.setDeadline(0)  // the client's socket keeps the one idle deadline
+        ctx.stats.tunnelsOpen += 1
+        ctx.stats.tunnelsTotal += 1
+        client.setPhase(.tunnel)
+        pump()
+    }
+
+    // MARK: Readiness
+
+    func parkedReadable(_ socket: Socket) { pump() }
+    func parkedWritable(_ socket: Socket) { pump() }
+
+    /// The client socket carries the idle deadline (set at each park from the last byte moved).
+    func parkedExpired(_ socket: Socket) {
+        let idleEnd = lastActivity + ctx.config.timeouts.tunnel
+        if EventLoop.shared.now >= idleEnd {
+            ctx.stats.timedOut(.tunnel)
+            end()
+        } else {
+            client.socket.setDeadline(idleEnd)
+        }
+    }
+
+    // MARK: Moving bytes
+
+    /// Moves what both directions can move now, then parks; ends the tunnel when both directions
+    /// are done or either side fails. At most `fairShare` bytes a turn: a tunnel that always has
+    /// bytes must not hold the loop, so it runs again after the others' turn.
+    func pump() {
+        guard !ended else { return }
+        var budget = ClientSession.fairShare
+        var moved = false
+        do throws(IOError) {
+            while true {
+                let a = try step(&toBackend, from: client, to: upstream, slot: client.inbound, budget: &budget)
+                let b = try step(&toClient, from: upstream, to: client, slot: down, budget: &budget)
+                moved = moved || a || b
+                if toBackend.isDone && toClient.isDone { return end() }
+                if !(a || b) { break }
+                if budget <= 0 {
+                    queueResume()
+                    break
+                }
+            }
+        } catch {
+            return end()
+        }
+        if moved { lastActivity = EventLoop.shared.now }
+        park()
+    }
+
+    /// Advances one direction as far as it goes without waiting; true when anything moved.
+    private func step<S: StreamEnd, D: StreamEnd>(_ pipe: inout TunnelPipe, from src: S, to dst: D, slot: BufferSlot, budget: inout Int) throws(IOError) -> Bool {
+        var progress = false
+        while true {
+            switch pipe.next(sourceReadable: src.mayReceive) {
+            case .write:
+                let b = slot.buffer!
+                let n = try dst.sendNow(b.readableBytes)
+                if n == 0 { return progress }
+                b.readIndex += n
+                pipe.wrote(n)
+                countMoved(n, toClient: D.isClient)
+                budget -= n
+                progress = true
+                slot.releaseIfEmpty()
+            case .read:
+                if budget <= 0 { return progress }
+                let b = slot.held()
+                b.clear()
+                guard let n = try src.receiveNow(into: b.tail) else {
+                    slot.releaseIfEmpty()
+                    return progress
+                }
+                b.writeIndex += n
+                pipe.read(n)
+                slot.releaseIfEmpty()
+                progress = true
+            case .shutDestination:
+                dst.shutdownWrite()
+                pipe.shut()
+                progress = true
+            case .wait, .done:
+                return progress
+            }
+        }
+    }
+
+    private func countMoved(_ n: Int, toClient: Bool) {
+        if toClient { ctx.stats.tunnelBytesDown &+= n } else { ctx.stats.tunnelBytesUp &+= n }
+    }
+
+    /// Both sockets wait for the next readiness, with the idle deadline on the client's.
+    private func park() {
+        client.socket.parked = self
+        upstream.socket.parked = self
+        client.socket.setDeadline(lastActivity + ctx.config.timeouts.tunnel)  // later: no timer work (see `Timers`)
+    }
+
+    private func queueResume() {
+        guard !resumeQueued else { return }
+        resumeQueued = true
+        spawnOnLoop { [self] in
+            resumeQueued = false
+            pump()
+        }
+    }
+
+    /// Closes both sides: both directions finished, one side failed, or the tunnel sat idle.
+    func end() {
+        guard !ended else { return }
+        ended = true
+        ctx.stats.tunnelsOpen -= 1
+        down.release()
+        upstream.socket.unpark()
+        upstream.server.close(upstream)
+        client.close()
+    }
+}
+
+extension StreamEnd {
+    /// Whether a read might find bytes now: epoll reported some since the last short read, or
+    /// OpenSSL holds some, or its last read waits for room to write.
+    var mayReceive: Bool {
+        guard let t = tls else { return socket.mayRead }
+        return socket.mayRead || t.hasPendingBytes || t.readWantsWrite
+    }
+
+    /// Reads what is there now, without waiting: bytes, 0 at the peer's end, nil when it would block.
+    func receiveNow(into: UnsafeMutableRawBufferPointer) throws(IOError) -> Int? {
+        let n = if let t = tls { try t.readNow(into: into) } else { try socket.readNow(into) }
+        if let n { Traffic.received(n, client: Self.isClient) }
+        return n
+    }
+
+    /// Ends this side's direction (half-close): a FIN, or close_notify over TLS.
+    func shutdownWrite() {
+        if let t = tls { t.shutdown() } else { socket.shutdownWrite() }
+    }
+}

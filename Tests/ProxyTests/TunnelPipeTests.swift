@@ -1,0 +1,41 @@
+@testable import Proxy
+import Testing
+
+/// One direction of a tunnel, without sockets: held bytes go before new reads, and the source's
+/// end is passed on only after everything it sent.
+@Suite("Tunnel pipe")
+struct TunnelPipeTests {
+    @Test("reads only when nothing is held, writes what is held first")
+    func order() {
+        var p = TunnelPipe()
+        #expect(p.next(sourceReadable: false) == .wait)
+        #expect(p.next(sourceReadable: true) == .read)
+        p.read(100)
+        #expect(p.next(sourceReadable: true) == .write)
+        p.wrote(60)
+        #expect(p.next(sourceReadable: true) == .write)  // the rest first: backpressure
+        p.wrote(40)
+        #expect(p.next(sourceReadable: true) == .read)
+        #expect(p.moved == 100)
+    }
+
+    @Test("bytes read before the switch (held at start) go first")
+    func heldAtStart() {
+        let p = TunnelPipe(held: 7)
+        #expect(p.next(sourceReadable: false) == .write)
+    }
+
+    @Test("the source's end goes on after its last bytes, once; then the direction is done")
+    func halfClose() {
+        var p = TunnelPipe()
+        p.read(5)
+        p.read(0)
+        #expect(p.next(sourceReadable: false) == .write)
+        #expect(!p.isDone)
+        p.wrote(5)
+        #expect(p.next(sourceReadable: true) == .shutDestination)
+        p.shut()
+        #expect(p.next(sourceReadable: true) == .done)
+        #expect(p.isDone)
+    }
+}
