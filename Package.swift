@@ -21,6 +21,13 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        // The system libnghttp2 (HTTP/2 framing, HPACK, flow control), found through pkg-config;
+        // libnghttp2-dev must be installed. Our loop drives it (mem_recv / mem_send).
+        .systemLibrary(
+            name: "CNghttp2",
+            pkgConfig: "libnghttp2",
+            providers: [.apt(["libnghttp2-dev"])]
+        ),
         // Functions wrapping OpenSSL macros Swift cannot import.
         .target(name: "CTLSShim", dependencies: ["COpenSSL"]),
         .target(name: "Runtime", dependencies: ["CLinux"]),
@@ -32,7 +39,7 @@ let package = Package(
         .target(
             name: "Proxy",
             dependencies: [
-                "Runtime", "HTTP1", "Config", "Telemetry", "TLS", "CLinux",
+                "Runtime", "HTTP1", "Config", "Telemetry", "TLS", "CLinux", "CNghttp2",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -167,6 +167,7 @@ private struct Builder {
                     switch c.name {
                     case "listen": s.listen.append(try listen(c))
                     case "proxy_pass": s.backend = try one(c)
+                    case "http2": s.http2 = try onOff(c)
                     case "tls":
                         guard s.tls == nil else { throw error(c, "only one tls block per server") }
                         var t = TLSSettings()
@@ -181,6 +182,10 @@ private struct Builder {
                         s.tls = t
                     default: throw error(c, "unknown directive in server block")
                     }
+                }
+                if s.http2, var t = s.tls, !t.alpnSet {
+                    t.alpn = ["h2", "http/1.1"]
+                    s.tls = t
                 }
                 guard !s.listen.isEmpty else { throw error(d, "server block has no listen") }
                 guard !s.backend.isEmpty else { throw error(d, "server block has no proxy_pass") }
@@ -254,6 +259,7 @@ private struct Builder {
             guard v >= 1 << 20 else { throw error(d, "must be at least 1m") }
             config.limits.bufferMemory = v
         case "min_rate": config.limits.minRate = try count(d)
+        case "h2_max_concurrent_streams": config.limits.h2MaxConcurrentStreams = try count(d, min: 1)
         case "min_rate_grace": config.limits.minRateGrace = try duration(d)
         default: throw error(d, "unknown limit")
         }
@@ -306,6 +312,7 @@ private struct Builder {
             guard d.block == nil, !d.args.isEmpty else { throw error(d, "takes one or more protocol names") }
             for p in d.args where p.isEmpty || p.utf8.count > 255 { throw error(d, "invalid protocol name \"\(p)\"") }
             t.alpn = d.args
+            t.alpnSet = true
         case "handshake_timeout":
             t.handshakeTimeout = try duration(d)
             guard t.handshakeTimeout > 0 else { throw error(d, "must be greater than 0") }

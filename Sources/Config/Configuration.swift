@@ -86,6 +86,8 @@ public struct Limits: Sendable, Equatable {
     /// MinRequestBodyDataRate / MinResponseDataRate); 0 turns it off.
     public var minRate = 240
     public var minRateGrace: UInt64 = 5 * Timeouts.sec
+    /// HTTP/2 streams a client may have open at once on one connection (nginx's default).
+    public var h2MaxConcurrentStreams = 128
     public init() {}
 }
 
@@ -152,6 +154,10 @@ public struct ServerBlock: Sendable, Equatable {
     public var backend: String = ""
     /// Present when the listeners of this block speak TLS.
     public var tls: TLSSettings?
+    /// HTTP/2 to clients (`http2 on;`): on cleartext listeners, connections that open with the
+    /// HTTP/2 preface (prior knowledge, h2c); on TLS listeners, `h2` first in ALPN unless `alpn`
+    /// names the protocols itself. A TLS block whose `alpn` names h2 speaks HTTP/2 either way.
+    public var http2 = false
     public init() {}
 }
 

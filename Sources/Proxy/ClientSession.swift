@@ -51,6 +51,11 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
     /// Set when the backend switched protocols: the tunnel takes the connection over once the
     /// task lets go of it.
     var tunnel: Tunnel?
+    /// The listener takes HTTP/2 with prior knowledge: a connection that opens with the HTTP/2
+    /// preface becomes an `H2Connection`.
+    var priorKnowledge = false
+    /// Set while the connection speaks HTTP/2 (so a drain can send it a GOAWAY).
+    var h2: H2Connection?
     /// A task is running `run()`; the record is reused only once it has finished and closed.
     var taskRunning = false
     private(set) var closed = true
@@ -119,6 +124,7 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
         inbound.release()
         guard !closed else { return }
         closed = true
+        h2 = nil
         ctx.unregister(self)
         if let t = tls {
             t.shutdown()
@@ -129,6 +135,33 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
         socket.close()
         ctx.stats.clientConnections -= 1
         if !taskRunning { ctx.recycle(self) }
+    }
+
+    // MARK: HTTP/2
+
+    /// Hands the connection to an HTTP/2 session, which runs without this task from here.
+    private func becomeH2() {
+        guard let c = H2Connection(client: self) else { return close() }
+        h2 = c
+        c.start()
+    }
+
+    /// Waits for the first bytes (as for a request head) and tells whether they begin the HTTP/2
+    /// client preface; false leaves them for HTTP/1.1.
+    nonisolated(nonsending)
+    private func opensWithH2Preface() async -> Bool {
+        let preface = H2Connection.preface
+        while true {
+            let have = inbound.buffer?.readable ?? 0
+            if have > 0 {
+                let b = inbound.buffer!
+                let n = min(have, preface.count)
+                for i in 0..<n where b.base.load(fromByteOffset: b.readIndex + i, as: UInt8.self) != preface[i] { return false }
+                if n == preface.count { return true }
+            }
+            let deadline = inbound.isEmpty ? idleWait : state.headerDeadline(now: EventLoop.shared.now)
+            guard let n = try? await fill(inbound, until: deadline), n > 0 else { return false }
+        }
     }
 
     // MARK: Parked
@@ -199,7 +232,9 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
                 let name = Array(c.settings.clientSubjectHeader.utf8)
                 clientSubjectLine = name + Array(": ".utf8) + Array(subject.utf8.prefix(4096 - name.count - 4)) + [13, 10]
             }
+            if t.negotiatedH2 { return becomeH2() }
         }
+        if priorKnowledge, await opensWithH2Preface() { return becomeH2() }
         while true {
             setPhase(.reading)
             switch await readHead(&held) {

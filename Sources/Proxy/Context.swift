@@ -142,7 +142,9 @@ final class ProxyContext: @unchecked Sendable {
     /// gets its answer with `Connection: close` instead.
     func closeIdleSessions(quietFor: UInt64 = 0) {
         let now = EventLoop.shared.now
-        for case let s? in sessions where s.isBetweenRequests && now &- s.state.idleSince >= quietFor { s.close() }
+        for case let s? in sessions {
+            if let h = s.h2 { h.drain() } else if s.isBetweenRequests && now &- s.state.idleSince >= quietFor { s.close() }
+        }
     }
 
     /// Gives memory from a burst back: caches shrink toward what is in use, and free heap pages

@@ -18,10 +18,13 @@ final class Listener: @unchecked Sendable {
     let groupIndex: Int
     /// Set when this listener speaks TLS.
     let tls: TLSServerContext?
+    /// Cleartext HTTP/2 with prior knowledge is accepted (`http2 on` without TLS).
+    let priorKnowledge: Bool
     var stopped = false
 
-    init(socket: Socket, ctx: ProxyContext, group: UpstreamGroup, groupIndex: Int, tls: TLSServerContext?) {
+    init(socket: Socket, ctx: ProxyContext, group: UpstreamGroup, groupIndex: Int, tls: TLSServerContext?, priorKnowledge: Bool = false) {
         self.tls = tls
+        self.priorKnowledge = priorKnowledge
         self.socket = socket
         self.ctx = ctx
         self.group = group
@@ -68,6 +71,7 @@ final class Listener: @unchecked Sendable {
             stats.acceptedTotal += 1
             TCP.limitUnsent(accepted.fd, Self.unsentLimit)
             guard let session = ctx.makeSession(fd: accepted.fd, peer: accepted.peer?.host ?? "unknown", group: group, groupIndex: groupIndex, tls: tls) else { continue }
+            session.priorKnowledge = priorKnowledge
             session.spawn()
         }
     }

@@ -30,6 +30,12 @@ final class ProxyMetrics: @unchecked Sendable {
     private let tunnelsOpen: Gauge
     private let tunnelsTotal: MirroredCounter
     private let tunnelBytes: [MirroredCounter]
+    private let h2Open: Gauge
+    private let h2Total: MirroredCounter
+    private let h2StreamsOpen: Gauge
+    private let h2StreamsTotal: MirroredCounter
+    private let h2Misbehaviour: MirroredCounter
+    private let h2GoAways: [MirroredCounter]
     private let accessLines: MirroredCounter
     private let accessDropped: MirroredCounter
     private let iterations: MirroredCounter
@@ -105,6 +111,14 @@ final class ProxyMetrics: @unchecked Sendable {
         tunnelsTotal = r.counter("gatehouse_tunnels_total", "Upgraded connections opened (a backend answered 101).")
         tunnelBytes = ["client_to_backend", "backend_to_client"].map {
             r.counter("gatehouse_tunnel_bytes_total", "Bytes relayed through upgraded connections, by direction.", [("direction", $0)])
+        }
+        h2Open = r.gauge("gatehouse_http2_connections_open", "HTTP/2 client connections open (ALPN h2, or prior knowledge).")
+        h2Total = r.counter("gatehouse_http2_connections_total", "HTTP/2 client connections opened.")
+        h2StreamsOpen = r.gauge("gatehouse_http2_streams_open", "HTTP/2 request streams open.")
+        h2StreamsTotal = r.counter("gatehouse_http2_streams_total", "HTTP/2 request streams opened (each one request).")
+        h2Misbehaviour = r.counter("gatehouse_http2_misbehaviour_total", "Invalid frames and empty DATA frames from HTTP/2 clients (100 on one connection get it a GOAWAY).")
+        h2GoAways = ProxyStats.GoAwayReason.allCases.map {
+            r.counter("gatehouse_http2_goaways_sent_total", "GOAWAY frames sent to HTTP/2 clients, by error code.", [("reason", $0.label)])
         }
         accessLines = r.counter("gatehouse_access_log_lines_total", "Access-log lines made, one per request (those dropped included).")
         accessDropped = r.counter("gatehouse_access_log_dropped_total", "Access-log lines lost: the worker's ring was full (the supervisor did not keep up) or the supervisor was gone.")
@@ -247,6 +261,12 @@ final class ProxyMetrics: @unchecked Sendable {
         tunnelsTotal.set(total: st.tunnelsTotal)
         tunnelBytes[0].set(total: st.tunnelBytesUp)
         tunnelBytes[1].set(total: st.tunnelBytesDown)
+        h2Open.set(Double(st.h2ConnectionsOpen))
+        h2Total.set(total: st.h2ConnectionsTotal)
+        h2StreamsOpen.set(Double(st.h2StreamsOpen))
+        h2StreamsTotal.set(total: st.h2StreamsTotal)
+        h2Misbehaviour.set(total: st.h2Misbehaviour)
+        for r in ProxyStats.GoAwayReason.allCases { h2GoAways[r.rawValue].set(total: st.h2GoAwaysSent[r.rawValue]) }
         accessLines.set(total: ctx.accessLog?.ring.lines ?? 0)
         accessDropped.set(total: ctx.accessLog?.ring.dropped ?? 0)
         let loop = EventLoop.shared

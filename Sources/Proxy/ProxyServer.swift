@@ -109,7 +109,7 @@ public final class ProxyServer: @unchecked Sendable {
                         throw StartError(description: "cannot listen on \(l.address): \(Self.describe(error, reusePort: l.reusePort))")
                     }
                 }
-                listeners.append(Listener(socket: sock, ctx: ctx, group: groups[gi], groupIndex: gi, tls: tls))
+                listeners.append(Listener(socket: sock, ctx: ctx, group: groups[gi], groupIndex: gi, tls: tls, priorKnowledge: s.http2 && tls == nil))
                 boundAddresses.append((tls == nil ? "proxy" : "proxy (tls)", TCP.localAddress(of: sock) ?? addr))
             }
         }

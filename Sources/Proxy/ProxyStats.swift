@@ -46,6 +46,40 @@ public final class ProxyStats {
     public var tunnelsTotal = 0
     public var tunnelBytesUp = 0
     public var tunnelBytesDown = 0
+    /// HTTP/2 client connections and their request streams.
+    public var h2ConnectionsOpen = 0
+    public var h2ConnectionsTotal = 0
+    public var h2StreamsOpen = 0
+    public var h2StreamsTotal = 0
+    /// Protocol misbehaviour seen on HTTP/2 connections (invalid frames, empty DATA).
+    public var h2Misbehaviour = 0
+    /// GOAWAY frames sent, by `GoAwayReason`.
+    var h2GoAwaysSent = [Int](repeating: 0, count: GoAwayReason.allCases.count)
+
+    /// Why a GOAWAY went out, by its error code.
+    enum GoAwayReason: Int, CaseIterable {
+        case noError, protocolError, flowControl, enhanceYourCalm, other
+
+        init(code: UInt32) {
+            switch code {
+            case 0x0: self = .noError
+            case 0x1: self = .protocolError
+            case 0x3: self = .flowControl
+            case 0xb: self = .enhanceYourCalm
+            default: self = .other
+            }
+        }
+
+        var label: String {
+            switch self {
+            case .noError: return "no_error"
+            case .protocolError: return "protocol_error"
+            case .flowControl: return "flow_control_error"
+            case .enhanceYourCalm: return "enhance_your_calm"
+            case .other: return "other"
+            }
+        }
+    }
 
     deinit {
         clientPhases.deallocate()

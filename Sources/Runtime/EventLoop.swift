@@ -57,7 +57,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     }
 
     /// True on the thread running the loop (false before `run()`).
-    var ownsCurrentThread: Bool {
+    public var ownsCurrentThread: Bool {
         guard let t = threadID else { return false }
         return pthread_equal(t, pthread_self()) != 0
     }

@@ -240,6 +240,15 @@ public final class TLSStream {
         return String(decoding: buf[0..<Int(n)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// ALPN chose HTTP/2 ("h2") for this connection.
+    public var negotiatedH2: Bool {
+        var p: UnsafePointer<UInt8>?
+        var n: UInt32 = 0
+        SSL_get0_alpn_selected(ssl, &p, &n)
+        guard n == 2, let p else { return false }
+        return p[0] == UInt8(ascii: "h") && p[1] == UInt8(ascii: "2")
+    }
+
     /// The negotiated protocol version ("TLSv1.3").
     public var version: String { String(cString: SSL_get_version(ssl)) }
 

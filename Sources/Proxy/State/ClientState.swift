@@ -3,6 +3,8 @@ public enum ClientPhase: Int, CaseIterable, Sendable {
     case reading, waitingUpstream, writing, idle
     /// Upgraded (WebSocket): bytes relayed both ways, no longer HTTP.
     case tunnel
+    /// HTTP/2: many requests at once; its streams are counted apart.
+    case h2
 
     public var label: String {
         switch self {
@@ -11,6 +13,7 @@ public enum ClientPhase: Int, CaseIterable, Sendable {
         case .writing: return "writing"
         case .idle: return "idle"
         case .tunnel: return "tunnel"
+        case .h2: return "http2"
         }
     }
 }

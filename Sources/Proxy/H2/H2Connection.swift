@@ -1,0 +1,238 @@
+import CNghttp2
+import Glibc
+import Runtime
+
+/// An HTTP/2 client connection (ALPN h2, or prior knowledge on a cleartext listener with
+/// `http2 on`). Like a tunnel it runs no task of its own: its socket is parked with the connection
+/// as handler, and each readiness feeds what arrived to nghttp2 and writes what nghttp2 has to
+/// send. Each request stream runs its own task (`H2Forward`), so a stream waiting on a slow
+/// backend holds up no other; an idle connection holds no task and no buffer.
+final class H2Connection: ParkedHandler, H2SessionDelegate, @unchecked Sendable {
+    unowned(unsafe) let ctx: ProxyContext
+    let client: ClientSession
+    private(set) var session: H2Session!
+    private var streams: [Int32: H2Stream] = [:]
+    /// Frame bytes the socket did not take yet (nghttp2's output is valid only until its next call).
+    private var backlog: [UInt8] = []
+    private var backlogStart = 0
+    private var ended = false
+    private var flushing = false
+    /// Inside nghttp2's mem_recv (its callbacks may not make it send): the flush waits for its end.
+    private var receiving = false
+    private var goingAway = false
+    /// Protocol misbehaviour seen (invalid frames, empty DATA): past `misbehaviourLimit`, GOAWAY.
+    private var misbehaviour = 0
+    static let misbehaviourLimit = 100
+    private var running = 0
+    private var served = 0
+    private var lastActivity: UInt64
+
+    init?(client: ClientSession) {
+        self.client = client
+        ctx = client.ctx
+        lastActivity = EventLoop.shared.now
+        let c = ctx.config
+        guard let s = H2Session(delegate: self, limits: .init(maxConcurrentStreams: c.limits.h2MaxConcurrentStreams, maxHeaderListSize: c.limits.maxHeaderBytes)) else { return nil }
+        session = s
+    }
+
+    /// Takes the connection over; bytes already read (the preface, for prior knowledge) go first.
+    func start() {
+        ctx.stats.h2ConnectionsOpen += 1
+        ctx.stats.h2ConnectionsTotal += 1
+        client.setPhase(.h2)
+        if let b = client.inbound.buffer, !b.isEmpty {
+            receiving = true
+            let ok = session.receive(b.readableBytes)
+            receiving = false
+            b.readIndex = b.writeIndex
+            client.inbound.releaseIfEmpty()
+            if !ok {
+                flush()
+                return finish()
+            }
+        }
+        pump()
+    }
+
+    // MARK: Readiness
+
+    func parkedReadable(_ socket: Socket) { pump() }
+    func parkedWritable(_ socket: Socket) { pump() }
+
+    func parkedExpired(_ socket: Socket) {
+        guard running == 0 else { return }
+        let limit = served == 0 ? ctx.config.timeouts.clientHeader : ctx.config.timeouts.keepAlive
+        if EventLoop.shared.now >= lastActivity + limit {
+            goAway(code: UInt32(NGHTTP2_NO_ERROR.rawValue))
+        } else {
+            park()
+        }
+    }
+
+    /// Reads what arrived and hands it to nghttp2, then writes what it has to send.
+    func pump() {
+        guard !ended else { return }
+        do throws(IOError) {
+            while client.mayReceive {
+                let b = client.inbound.held()
+                b.clear()
+                guard let n = try client.receiveNow(into: b.tail) else { break }
+                if n == 0 {
+                    client.inbound.releaseIfEmpty()
+                    return finish()
+                }
+                lastActivity = EventLoop.shared.now
+                receiving = true
+                let ok = session.receive(UnsafeRawBufferPointer(start: b.base, count: n))
+                receiving = false
+                if ended { return client.inbound.release() }
+                if !ok { break }
+            }
+        } catch {
+            client.inbound.release()
+            return finish()
+        }
+        client.inbound.release()
+        flush()
+    }
+
+    /// Writes pending frames until the socket is full or nghttp2 has nothing more; ends the
+    /// connection when the session is over. Called after every event and by stream tasks.
+    func flush() {
+        guard !ended, !flushing, !receiving else { return }
+        flushing = true
+        defer { flushing = false }
+        do throws(IOError) {
+            while true {
+                if backlogStart < backlog.count {
+                    let pending = UnsafeMutableRawBufferPointer.allocate(byteCount: backlog.count - backlogStart, alignment: 1)
+                    defer { pending.deallocate() }
+                    backlog.withUnsafeBytes { pending.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[backlogStart...])) }
+                    let n = try client.sendNow(UnsafeRawBufferPointer(pending))
+                    backlogStart += n
+                    if backlogStart < backlog.count { break }
+                    backlog.removeAll(keepingCapacity: backlog.count <= 65536)
+                    backlogStart = 0
+                }
+                guard let chunk = session.output() else { return finishLater() }
+                if chunk.isEmpty { break }
+                let n = try client.sendNow(chunk)
+                if n < chunk.count { backlog += UnsafeRawBufferPointer(rebasing: chunk[n...]) }
+            }
+        } catch {
+            return finishLater()
+        }
+        if !session.isAlive && backlogStart == backlog.count { return finishLater() }
+        park()
+    }
+
+    /// Ends the connection once the current call is out of nghttp2's and the socket's way.
+    private func finishLater() {
+        flushing = false
+        finish()
+    }
+
+    private func park() {
+        client.socket.parked = self
+        let limit = served == 0 ? ctx.config.timeouts.clientHeader : ctx.config.timeouts.keepAlive
+        client.socket.setDeadline(running == 0 ? lastActivity + limit : 0)
+    }
+
+    /// A GOAWAY: no new streams; the connection closes when those open are done.
+    func goAway(code: UInt32) {
+        guard !goingAway, !ended else { return }
+        goingAway = true
+        session.goAway(code: code)
+        flush()
+        if streams.isEmpty { finish() }
+    }
+
+    /// Draining: a GOAWAY now, the close once the open streams are done.
+    func drain() { goAway(code: UInt32(NGHTTP2_NO_ERROR.rawValue)) }
+
+    /// Closes the client connection; streams still running see their stream closed.
+    func finish() {
+        guard !ended else { return }
+        ended = true
+        ctx.stats.h2ConnectionsOpen -= 1
+        for s in streams.values { s.closedByPeer() }
+        ctx.stats.h2StreamsOpen -= streams.count
+        streams.removeAll()
+        backlog = []
+        client.close()
+    }
+
+    var isIdle: Bool { streams.isEmpty }
+
+    /// The client connection preface (RFC 9113 §3.4) that opens HTTP/2 with prior knowledge.
+    static let preface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+
+    // MARK: Streams
+
+    func streamFinished(_ s: H2Stream) {
+        running -= 1
+        served += 1
+        lastActivity = EventLoop.shared.now
+        if s.closed, streams.removeValue(forKey: s.id) != nil { ctx.stats.h2StreamsOpen -= 1 }
+        if goingAway && streams.isEmpty { return finish() }
+        flush()
+    }
+
+    // MARK: H2SessionDelegate
+
+    func h2Begin(stream: Int32) {
+        let s = H2Stream(id: stream, conn: self, maxListSize: ctx.config.limits.maxHeaderBytes)
+        streams[stream] = s
+        ctx.stats.h2StreamsOpen += 1
+        ctx.stats.h2StreamsTotal += 1
+    }
+
+    func h2Field(stream: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
+        streams[stream]?.head.add(name: name, value: value) ?? true
+    }
+
+    func h2HeadDone(stream: Int32, ended: Bool) {
+        guard let s = streams[stream], !s.running else { return }
+        s.requestEnded = ended
+        s.running = true
+        running += 1
+        spawnOnLoop { await H2Forward(stream: s, conn: self).run() }
+    }
+
+    func h2Data(stream: Int32, _ bytes: UnsafeRawBufferPointer) {
+        guard let s = streams[stream] else { return }
+        s.bodyIn += bytes
+        s.wake()
+    }
+
+    func h2BodyEnded(stream: Int32) {
+        guard let s = streams[stream] else { return }
+        s.requestEnded = true
+        s.wake()
+    }
+
+    func h2Closed(stream: Int32, error: UInt32) {
+        guard let s = streams[stream] else { return }
+        if error != 0 || !s.responseEnded { s.closedByPeer() } else { s.closed = true }
+        if !s.running {
+            streams[stream] = nil
+            ctx.stats.h2StreamsOpen -= 1
+        }
+    }
+
+    func h2Misbehaved() {
+        misbehaviour += 1
+        ctx.stats.h2Misbehaviour += 1
+        if misbehaviour == Self.misbehaviourLimit { goAway(code: UInt32(NGHTTP2_ENHANCE_YOUR_CALM.rawValue)) }
+    }
+
+    func h2ResponseBytes(stream: Int32, into: UnsafeMutableRawBufferPointer) -> (count: Int, end: Bool)? {
+        guard let s = streams[stream] else { return (0, true) }
+        return s.takeOut(into: into)
+    }
+
+    func h2SentGoAway(code: UInt32) {
+        ctx.stats.h2GoAwaysSent[ProxyStats.GoAwayReason(code: code).rawValue] += 1
+    }
+}

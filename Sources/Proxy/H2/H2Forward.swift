@@ -1,0 +1,347 @@
+import CNghttp2
+import Glibc
+import HTTP1
+import Runtime
+
+/// One HTTP/2 request's life as named phases, like an HTTP/1.1 request's: make and check the
+/// HTTP/1.1 head → acquire a backend connection (the same pool) → send head and body → read the
+/// response head → submit it → relay the body → release. Failures are `ExchangeFailure`s, so the
+/// status, passive health and timeout counts are those of HTTP/1.1.
+struct H2Forward {
+    let stream: H2Stream
+    unowned(unsafe) let conn: H2Connection
+    var ctx: ProxyContext { conn.ctx }
+    var client: ClientSession { conn.client }
+    var group: UpstreamGroup { client.group }
+
+    @LoopActor
+    func run() async {
+        let stats = ctx.stats
+        stats.requestsInFlight += 1
+        let started = EventLoop.shared.now
+        let ws = ctx.takeWorkspace()
+        ws.request.reset()
+        let head = ctx.clientBuffers.take()
+        let status = await forward(ws, head)
+        ctx.clientBuffers.give(head)
+        ctx.giveWorkspace(ws)
+        stats.requestsInFlight -= 1
+        group.requestsByClass[min(max(status / 100, 0), 5)] += 1
+        ctx.onRequestDone(client.groupIndex, status, EventLoop.shared.now &- started)
+        stream.running = false
+        conn.streamFinished(stream)
+    }
+
+    /// The whole request; returns the status it is recorded with.
+    @LoopActor
+    private func forward(_ ws: Workspace, _ head: IOBuffer) async -> Int {
+        if let refused = prepare(ws, head) { return answer(refused) }
+        let replayable = stream.requestEnded && stream.bodyIn.isEmpty && ws.request.head.methodKind.isIdempotent
+        var fresh = false
+        while true {
+            let lease: UpstreamGroup.Lease
+            if !fresh, let idle = group.tryAcquireIdle(verify: !replayable) {
+                lease = idle
+            } else {
+                do {
+                    lease = try await group.acquire(excluding: nil, fresh: fresh, verify: !replayable)
+                } catch {
+                    return fail(Self.failure(error), reused: false)
+                }
+            }
+            let c = lease.conn
+            if stream.closed {
+                group.release(c, reusable: true)
+                return 499
+            }
+            stream.upstream = c
+            do throws(ExchangeFailure) {
+                let reusable = try await exchange(ws, head, c)
+                stream.upstream = nil
+                c.requests += 1
+                group.release(c, reusable: reusable, succeeded: true)
+                return ws.response.head.status
+            } catch {
+                stream.upstream = nil
+                group.release(c, reusable: false)
+                // The stale keep-alive race: once more on a fresh connection, when that is safe.
+                if lease.reused && !fresh && replayable && !stream.closed, case .send = error.cause {
+                    fresh = true
+                    continue
+                }
+                if lease.reused && !fresh && replayable && !stream.closed, case .closedBeforeHead = error.cause {
+                    fresh = true
+                    continue
+                }
+                if error.countsAgainstServer { group.failed(c.server) }
+                return fail(error, reused: lease.reused)
+            }
+        }
+    }
+
+    // MARK: Phase: the HTTP/1.1 head
+
+    /// Makes the HTTP/1.1 head in `head` and parses it as any request is; the status to answer
+    /// when it cannot go on.
+    private func prepare(_ ws: Workspace, _ head: IOBuffer) -> Int? {
+        if stream.head.tooLarge { return 431 }
+        guard let made = stream.head.http1(bodyFollows: !stream.requestEnded || !stream.bodyIn.isEmpty) else { return 400 }
+        guard made.head.count <= head.capacity else { return 431 }
+        head.clear()
+        made.head.withUnsafeBytes { head.tail.copyMemory(from: $0) }
+        head.writeIndex = made.head.count
+        stream.chunked = made.chunked
+        switch ws.request.parse(head.readableBytes) {
+        case .complete: break
+        case .error(let e): return e.status
+        case .needMore: return 400
+        }
+        if ctx.config.requestID {
+            let p = UnsafeRawPointer(head.base), line = ws.requestIDLine
+            ws.requestIDLength = ws.request.lendHead { RequestID.line(into: line, head: $0, bytes: p, source: &ctx.requestIDs) }
+        } else {
+            ws.requestIDLength = 0
+        }
+        return nil
+    }
+
+    // MARK: Phases on the backend connection
+
+    /// Head and body to the backend, the response head back, then the body relayed; whether the
+    /// connection may be reused.
+    @LoopActor
+    private func exchange(_ ws: Workspace, _ head: IOBuffer, _ c: UpstreamConnection) async throws(ExchangeFailure) -> Bool {
+        try await sendHead(ws, head, c)
+        try await sendBody(c)
+        try await readResponseHead(ws, c)
+        return try await relayBody(ws, c)
+    }
+
+    @LoopActor
+    private func sendHead(_ ws: Workspace, _ head: IOBuffer, _ c: UpstreamConnection) async throws(ExchangeFailure) {
+        ws.iov.reset()
+        var facts = HeadRewriter.ClientFacts(tls: client.tls != nil)
+        if ws.requestIDLength > 0 { facts.requestIDLine = UnsafeRawBufferPointer(rebasing: ws.requestIDLine[0..<ws.requestIDLength]) }
+        let peer = peerBytes(ws), iov = ws.iov, p = UnsafeRawPointer(head.base), hostLine = c.server.hostLine
+        ws.request.lendHead { HeadRewriter.request(iov, p, $0, peer: peer, hostLine: hostLine, client: facts) }
+        do throws(IOError) {
+            if try !c.sendNow(ws.iov) {
+                try await c.send(ws.iov, staging: ws.upstreamStaging, until: EventLoop.shared.now + ctx.config.timeouts.upstreamSend)
+            }
+        } catch {
+            throw ExchangeFailure(stream.closed ? .clientGone : .send(error), requestSent: ws.iov.written > 0)
+        }
+    }
+
+    /// The client's address, for X-Forwarded-For.
+    private func peerBytes(_ ws: Workspace) -> UnsafeRawBufferPointer {
+        var text = client.peer
+        let n = text.withUTF8 { u in
+            let n = min(u.count, ws.scratch.count)
+            ws.scratch.copyMemory(from: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(u)[0..<n]))
+            return n
+        }
+        return UnsafeRawBufferPointer(rebasing: ws.scratch[0..<n])
+    }
+
+    /// The request body as the client sends it (chunked when it gave no content-length); the
+    /// client's window grows by what the backend took.
+    @LoopActor
+    private func sendBody(_ c: UpstreamConnection) async throws(ExchangeFailure) {
+        while true {
+            if !stream.bodyIn.isEmpty {
+                let n = stream.bodyIn.count
+                do throws(IOError) {
+                    let deadline = EventLoop.shared.now + ctx.config.timeouts.upstreamSend
+                    if stream.chunked { try await send(Array((String(n, radix: 16) + "\r\n").utf8), c, deadline) }
+                    try await send(stream.bodyIn, c, deadline)
+                    if stream.chunked { try await send([13, 10], c, deadline) }
+                } catch {
+                    throw ExchangeFailure(stream.closed ? .clientGone : .send(error), requestSent: true)
+                }
+                stream.bodyIn.removeAll(keepingCapacity: true)
+                conn.session.consumed(stream: stream.id, n)
+                conn.flush()
+                continue  // more may have come while we sent
+            }
+            if stream.requestEnded {
+                if stream.chunked {
+                    do throws(IOError) {
+                        try await send(Array("0\r\n\r\n".utf8), c, EventLoop.shared.now + ctx.config.timeouts.upstreamSend)
+                    } catch {
+                        throw ExchangeFailure(.send(error), requestSent: true)
+                    }
+                }
+                return
+            }
+            if stream.closed { throw ExchangeFailure(.clientGone, requestSent: true) }
+            guard await stream.wait(until: EventLoop.shared.now + ctx.config.timeouts.clientBody) else {
+                throw ExchangeFailure(stream.closed ? .clientGone : .clientTimeout(.clientBody), requestSent: true)
+            }
+        }
+    }
+
+    @LoopActor
+    private func send(_ bytes: [UInt8], _ c: UpstreamConnection, _ deadline: UInt64) async throws(IOError) {
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
+        defer { copy.deallocate() }
+        copy.copyBytes(from: bytes)
+        try await c.send(UnsafeRawBufferPointer(copy), until: deadline)
+    }
+
+    /// Reads the final response head into `ws.response` (interim 1xx dropped: HTTP/2 clients get
+    /// only the final response).
+    @LoopActor
+    private func readResponseHead(_ ws: Workspace, _ c: UpstreamConnection) async throws(ExchangeFailure) {
+        c.headSince = EventLoop.shared.now
+        group.awaitingHead(c)
+        let ub = ws.upstream
+        let deadline = EventLoop.shared.now + ctx.config.timeouts.upstreamHeader
+        var sawByte = false
+        while true {
+            ws.response.reset()
+            while try !parsedHead(ws) {
+                let n: Int
+                do throws(IOError) {
+                    n = try await c.fill(ub, until: deadline)
+                } catch {
+                    if stream.closed { throw ExchangeFailure(.clientGone, requestSent: true) }
+                    if error == .timedOut && !sawByte {
+                        group.headTimedOut(c)
+                        throw ExchangeFailure(.headTimeout, requestSent: true)
+                    }
+                    throw ExchangeFailure(sawByte ? .badResponse : .closedBeforeHead(error), requestSent: true)
+                }
+                if n == 0 { throw ExchangeFailure(sawByte ? .badResponse : .closedBeforeHead(nil), requestSent: true) }
+                if !sawByte { group.headBegan(c) }
+                sawByte = true
+            }
+            let status = ws.response.head.status
+            if status >= 200 { break }
+            if status == 101 { throw ExchangeFailure(.badResponse, requestSent: true) }
+            ub.buffer!.readIndex += ws.response.head.end
+        }
+        let took = EventLoop.shared.now &- c.headSince
+        c.server.responseTimes?.record(Double(took) * 1e-9)
+    }
+
+    private func parsedHead(_ ws: Workspace) throws(ExchangeFailure) -> Bool {
+        guard let b = ws.upstream.buffer, !b.isEmpty else { return false }
+        switch ws.response.parse(b.readableBytes) {
+        case .complete: return true
+        case .needMore: return false
+        case .error: throw ExchangeFailure(.badResponse, requestSent: true)
+        }
+    }
+
+    /// Submits the response head and relays the body into the stream's queue, which the client
+    /// drains through nghttp2 at the pace of its window; a full queue makes the backend wait.
+    @LoopActor
+    private func relayBody(_ ws: Workspace, _ c: UpstreamConnection) async throws(ExchangeFailure) -> Bool {
+        let ub = ws.upstream, b = ub.buffer!
+        let method = ws.request.head.methodKind
+        let framing = ws.response.lendHead { $0.responseFraming(requestMethod: method) }
+        let fields = ws.response.lendHead { H2ResponseHead($0, UnsafeRawPointer(b.base + b.readIndex)) }
+        let serverKeepAlive = ws.response.head.keepAlive && framing != .untilClose
+        b.readIndex += ws.response.head.end
+        if stream.closed { throw ExchangeFailure(.clientGone, requestSent: true) }
+        let hasBody = framing != .none
+        guard fields.withFields({ conn.session.respond(stream: stream.id, $0, count: $1, hasBody: hasBody) }) else {
+            throw ExchangeFailure(.clientGone, requestSent: true)
+        }
+        conn.flush()
+        var rf = BodyFramer(framing)
+        while hasBody && !rf.isComplete {
+            if let b = ub.buffer, !b.isEmpty {
+                switch rf.next(b.readableBytes) {
+                case .data(let off, let count, let used):
+                    stream.queue(UnsafeRawBufferPointer(start: b.base + b.readIndex + off, count: count))
+                    b.readIndex += used
+                    try await waitForRoom()
+                    continue
+                case .framing(let used):
+                    b.readIndex += used
+                    continue
+                case .end(let used):
+                    b.readIndex += used
+                    continue
+                case .error:
+                    throw truncated(nil)
+                case .needMore:
+                    break
+                }
+            }
+            ub.releaseIfEmpty()
+            let n: Int
+            do throws(IOError) {
+                n = try await c.fill(ub, until: EventLoop.shared.now + ctx.config.timeouts.upstreamRead)
+            } catch {
+                throw truncated(error)
+            }
+            if n == 0 {
+                guard rf.eof() else { throw truncated(nil) }
+                stream.endResponse()
+                return false
+            }
+        }
+        if hasBody { stream.endResponse() }
+        // Bytes past the response's end: the connection is out of step.
+        let extra = !ub.isEmpty || (c.tls?.hasPendingBytes ?? false)
+        ub.release()
+        return serverKeepAlive && !extra
+    }
+
+    /// Waits while the stream's queue is over its limit, within `client_send`.
+    @LoopActor
+    private func waitForRoom() async throws(ExchangeFailure) {
+        while stream.queuedOut > H2Stream.outLimit {
+            if stream.closed { throw ExchangeFailure(.clientGone, requestSent: true, responseStarted: true) }
+            guard await stream.wait(until: EventLoop.shared.now + ctx.config.timeouts.clientSend) else {
+                throw ExchangeFailure(stream.closed ? .clientGone : .clientTimeout(.clientSend), requestSent: true, responseStarted: true)
+            }
+        }
+    }
+
+    private func truncated(_ e: IOError?) -> ExchangeFailure {
+        ExchangeFailure(stream.closed ? .clientGone : .truncated(e), requestSent: true, responseStarted: true)
+    }
+
+    // MARK: Failures
+
+    private static func failure(_ e: AcquireFailure) -> ExchangeFailure {
+        switch e {
+        case .cancelled: return ExchangeFailure(.clientGone, requestSent: false)
+        case .queueFull: return ExchangeFailure(.queueFull, requestSent: false)
+        case .queueTimeout: return ExchangeFailure(.queueTimeout, requestSent: false)
+        case .connect(let io, _): return ExchangeFailure(.connect(io), requestSent: false)
+        }
+    }
+
+    /// Counts the failure and tells the client: an error response when none started, else a reset.
+    private func fail(_ f: ExchangeFailure, reused: Bool) -> Int {
+        if let t = f.timeout { ctx.stats.timedOut(t) }
+        switch f.cause {
+        case .truncated: ctx.stats.truncatedResponsesTotal += 1
+        case .clientGone: ctx.stats.clientAbortsTotal += 1
+        default: break
+        }
+        if f.cause == .clientGone || stream.closed { return f.status }
+        if f.responseStarted {
+            conn.session.reset(stream: stream.id, code: UInt32(NGHTTP2_INTERNAL_ERROR.rawValue))
+            conn.flush()
+            return f.status
+        }
+        return answer(f.status)
+    }
+
+    /// The proxy's own answer: a status and an empty body.
+    private func answer(_ status: Int) -> Int {
+        guard !stream.closed else { return status }
+        var head = MessageHead()
+        head.status = status
+        let fields = H2ResponseHead(head, UnsafeRawPointer(bitPattern: 1)!)
+        _ = fields.withFields { conn.session.respond(stream: stream.id, $0, count: $1, hasBody: false) }
+        conn.flush()
+        return status
+    }
+}
