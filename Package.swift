@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Runtime"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["gatehouse", "gatehouse-backend"], exclude: ["Support/tls_clients.py", "Support/ws_peer.py"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["gatehouse", "gatehouse-backend"], exclude: ["Support/tls_clients.py", "Support/ws_peer.py", "Support/h2_peer.py"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -9,7 +9,7 @@ import Testing
 @Suite("Status page", .serialized)
 struct StatusPageTests {
     static let classes = ["other", "1xx", "2xx", "3xx", "4xx", "5xx"]
-    static let states = ["reading", "waiting_upstream", "writing", "idle", "tunnel"]
+    static let states = ["reading", "waiting_upstream", "writing", "idle", "tunnel", "http2"]
 
     /// Each sample line of exposition text, by its name and labels as written.
     static func samples(_ text: String) -> [String: Double] {

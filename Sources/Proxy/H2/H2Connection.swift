@@ -7,14 +7,16 @@ import Runtime
 /// as handler, and each readiness feeds what arrived to nghttp2 and writes what nghttp2 has to
 /// send. Each request stream runs its own task (`H2Forward`), so a stream waiting on a slow
 /// backend holds up no other; an idle connection holds no task and no buffer.
-final class H2Connection: ParkedHandler, H2SessionDelegate, @unchecked Sendable {
+final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unchecked Sendable {
     unowned(unsafe) let ctx: ProxyContext
     let client: ClientSession
     private(set) var session: H2Session!
     private var streams: [Int32: H2Stream] = [:]
-    /// Frame bytes the socket did not take yet (nghttp2's output is valid only until its next call).
-    private var backlog: [UInt8] = []
-    private var backlogStart = 0
+    /// Frame bytes gathered from nghttp2 (whose output is valid only until its next call) and not
+    /// yet taken by the socket, from `outStart`.
+    private var out: [UInt8] = []
+    private var outStart = 0
+    private var flushQueued = false
     private var ended = false
     private var flushing = false
     /// Inside nghttp2's mem_recv (its callbacks may not make it send): the flush waits for its end.
@@ -58,7 +60,7 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, @unchecked Sendable 
     // MARK: Readiness
 
     func parkedReadable(_ socket: Socket) { pump() }
-    func parkedWritable(_ socket: Socket) { pump() }
+    func parkedWritable(_ socket: Socket) { if outStart < out.count { writeOut() } }
 
     func parkedExpired(_ socket: Socket) {
         guard running == 0 else { return }
@@ -94,38 +96,61 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, @unchecked Sendable 
             return finish()
         }
         client.inbound.release()
+        park()
         flush()
     }
 
-    /// Writes pending frames until the socket is full or nghttp2 has nothing more; ends the
-    /// connection when the session is over. Called after every event and by stream tasks.
+    /// Asks for a write at the end of this loop turn: the frames of every stream that moved in
+    /// the turn go out together, in as few TLS records and syscalls as the socket allows.
     func flush() {
+        guard !ended, !flushQueued else { return }
+        flushQueued = true
+        EventLoop.shared.callAtTurnEnd(self)
+    }
+
+    func turnEnded() {
+        flushQueued = false
+        writeOut()
+    }
+
+    /// Gathers nghttp2's output (up to `gatherLimit` at a time) and writes it, until the socket is
+    /// full or nothing is due; ends the connection when the session is over.
+    private func writeOut() {
         guard !ended, !flushing, !receiving else { return }
         flushing = true
         defer { flushing = false }
         do throws(IOError) {
             while true {
-                if backlogStart < backlog.count {
-                    let pending = UnsafeMutableRawBufferPointer.allocate(byteCount: backlog.count - backlogStart, alignment: 1)
-                    defer { pending.deallocate() }
-                    backlog.withUnsafeBytes { pending.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[backlogStart...])) }
-                    let n = try client.sendNow(UnsafeRawBufferPointer(pending))
-                    backlogStart += n
-                    if backlogStart < backlog.count { break }
-                    backlog.removeAll(keepingCapacity: backlog.count <= 65536)
-                    backlogStart = 0
+                if outStart == out.count {
+                    out.removeAll(keepingCapacity: true)
+                    outStart = 0
+                    while out.count < Self.gatherLimit {
+                        guard let chunk = session.output() else { return finishLater() }
+                        if chunk.isEmpty { break }
+                        out += chunk
+                    }
+                    if out.isEmpty { break }
                 }
-                guard let chunk = session.output() else { return finishLater() }
-                if chunk.isEmpty { break }
-                let n = try client.sendNow(chunk)
-                if n < chunk.count { backlog += UnsafeRawBufferPointer(rebasing: chunk[n...]) }
+                var n = 0
+                var failure: IOError?
+                out.withUnsafeBytes { p in
+                    do throws(IOError) { n = try client.sendNow(UnsafeRawBufferPointer(rebasing: p[outStart...])) } catch { failure = error }
+                }
+                if let failure { throw failure }
+                outStart += n
+                // Nothing taken: the socket is full, on with it when writable. (A short write is
+                // not enough to know: TLS returns after each record.)
+                if n == 0 { break }
             }
         } catch {
             return finishLater()
         }
-        if !session.isAlive && backlogStart == backlog.count { return finishLater() }
+        if outStart == out.count && out.capacity > Self.gatherLimit * 2 { out = [] }
+        if !session.isAlive && outStart == out.count { return finishLater() }
         park()
     }
+
+    static let gatherLimit = 32 * 1024
 
     /// Ends the connection once the current call is out of nghttp2's and the socket's way.
     private func finishLater() {
@@ -159,7 +184,7 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, @unchecked Sendable 
         for s in streams.values { s.closedByPeer() }
         ctx.stats.h2StreamsOpen -= streams.count
         streams.removeAll()
-        backlog = []
+        out = []
         client.close()
     }
 

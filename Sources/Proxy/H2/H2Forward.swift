@@ -35,6 +35,8 @@ struct H2Forward {
     /// The whole request; returns the status it is recorded with.
     @LoopActor
     private func forward(_ ws: Workspace, _ head: IOBuffer) async -> Int {
+        // Reset before its task ran (a rapid-reset flood): never reaches a backend.
+        if stream.closed { return 499 }
         if let refused = prepare(ws, head) { return answer(refused) }
         let replayable = stream.requestEnded && stream.bodyIn.isEmpty && ws.request.head.methodKind.isIdempotent
         var fresh = false
