@@ -127,7 +127,7 @@ extension ClientSession {
             if status >= 200 { break }
             if status == 101 {
                 // Only an upgrade the client asked for (and we passed on) may be agreed to.
-                if plan.wantsTunnel && ws.response.head.headers.contains(where: { $0.kind == .upgrade }) { break }
+                if plan.wantsTunnel && agreedUpgrade(ws) { break }
                 throw ExchangeFailure(.badResponse, requestSent: true)
             }
             let b = ub.buffer!
@@ -150,6 +150,14 @@ extension ClientSession {
         // pipelined request is in it (a slow reader holds no request buffer while it reads).
         if plan.bodyDone { inbound.buffer!.readIndex += plan.headEnd + plan.buffered }
         inbound.releaseIfEmpty()
+    }
+
+    /// Whether the 101 in `ws.response` names only protocols the request offered (see `UpgradeTokens`).
+    private func agreedUpgrade(_ ws: Workspace) -> Bool {
+        let req = inbound.buffer!, resp = ws.upstream.buffer!
+        let offered = ws.request.lendHead { UpgradeTokens.of($0, UnsafeRawPointer(req.base + req.readIndex)) }
+        let chosen = ws.response.lendHead { UpgradeTokens.of($0, UnsafeRawPointer(resp.base + resp.readIndex)) }
+        return UpgradeTokens.agreed(offered: offered, chosen: chosen)
     }
 
     /// Whether the upstream buffer holds a complete response head (parsed into `ws.response`).

@@ -18,6 +18,11 @@ final class Tunnel: ParkedHandler, @unchecked Sendable {
     private var toBackend: TunnelPipe
     private var toClient: TunnelPipe
     private var lastActivity: UInt64
+    /// Since when a side has not taken bytes held for it (0: it has taken them all): a side that
+    /// stops reading is given `client_send` (or `upstream_send`) as a request's would be, not the
+    /// tunnel's idle hour.
+    private var clientBlockedAt: UInt64 = 0
+    private var backendBlockedAt: UInt64 = 0
     private var ended = false
     /// A pump that stopped for fairness is to run again soon.
     private var resumeQueued = false
@@ -46,17 +51,37 @@ final class Tunnel: ParkedHandler, @unchecked Sendable {
     // MARK: Readiness
 
     func parkedReadable(_ socket: Socket) { pump() }
-    func parkedWritable(_ socket: Socket) { pump() }
 
-    /// The client socket carries the idle deadline (set at each park from the last byte moved).
+    /// Room to write matters only to a direction holding bytes (epoll reports it with most reads).
+    func parkedWritable(_ socket: Socket) {
+        if toBackend.held > 0 || toClient.held > 0 { pump() }
+    }
+
+    /// The client socket carries the one deadline (set at each park): the idle one, or a blocked
+    /// side's write deadline if sooner.
     func parkedExpired(_ socket: Socket) {
-        let idleEnd = lastActivity + ctx.config.timeouts.tunnel
-        if EventLoop.shared.now >= idleEnd {
+        let now = EventLoop.shared.now
+        let t = ctx.config.timeouts
+        if clientBlockedAt != 0 && now >= clientBlockedAt + t.clientSend {
+            ctx.stats.timedOut(.clientSend)
+            end()
+        } else if backendBlockedAt != 0 && now >= backendBlockedAt + t.upstreamSend {
+            ctx.stats.timedOut(.upstreamSend)
+            end()
+        } else if now >= lastActivity + t.tunnel {
             ctx.stats.timedOut(.tunnel)
             end()
         } else {
-            client.socket.setDeadline(idleEnd)
+            client.socket.setDeadline(deadline)
         }
+    }
+
+    private var deadline: UInt64 {
+        let t = ctx.config.timeouts
+        var d = lastActivity + t.tunnel
+        if clientBlockedAt != 0 { d = min(d, clientBlockedAt + t.clientSend) }
+        if backendBlockedAt != 0 { d = min(d, backendBlockedAt + t.upstreamSend) }
+        return d
     }
 
     // MARK: Moving bytes
@@ -66,16 +91,17 @@ final class Tunnel: ParkedHandler, @unchecked Sendable {
     /// bytes must not hold the loop, so it runs again after the others' turn.
     func pump() {
         guard !ended else { return }
-        var budget = ClientSession.fairShare
+        // Half the turn's share each way: a saturated upload cannot starve the download.
+        var upBudget = ClientSession.fairShare / 2, downBudget = ClientSession.fairShare / 2
         var moved = false
         do throws(IOError) {
             while true {
-                let a = try step(&toBackend, from: client, to: upstream, slot: client.inbound, budget: &budget)
-                let b = try step(&toClient, from: upstream, to: client, slot: down, budget: &budget)
+                let a = try step(&toBackend, from: client, to: upstream, slot: client.inbound, budget: &upBudget, blocked: &backendBlockedAt)
+                let b = try step(&toClient, from: upstream, to: client, slot: down, budget: &downBudget, blocked: &clientBlockedAt)
                 moved = moved || a || b
                 if toBackend.isDone && toClient.isDone { return end() }
                 if !(a || b) { break }
-                if budget <= 0 {
+                if upBudget <= 0 || downBudget <= 0 {
                     queueResume()
                     break
                 }
@@ -88,14 +114,19 @@ final class Tunnel: ParkedHandler, @unchecked Sendable {
     }
 
     /// Advances one direction as far as it goes without waiting; true when anything moved.
-    private func step<S: StreamEnd, D: StreamEnd>(_ pipe: inout TunnelPipe, from src: S, to dst: D, slot: BufferSlot, budget: inout Int) throws(IOError) -> Bool {
+    private func step<S: StreamEnd, D: StreamEnd>(_ pipe: inout TunnelPipe, from src: S, to dst: D, slot: BufferSlot, budget: inout Int,
+                                                  blocked: inout UInt64) throws(IOError) -> Bool {
         var progress = false
         while true {
             switch pipe.next(sourceReadable: src.mayReceive) {
             case .write:
                 let b = slot.buffer!
                 let n = try dst.sendNow(b.readableBytes)
-                if n == 0 { return progress }
+                if n == 0 {
+                    if blocked == 0 { blocked = EventLoop.shared.now }
+                    return progress
+                }
+                blocked = 0
                 b.readIndex += n
                 pipe.wrote(n)
                 countMoved(n, toClient: D.isClient)
@@ -132,7 +163,7 @@ final class Tunnel: ParkedHandler, @unchecked Sendable {
     private func park() {
         client.socket.parked = self
         upstream.socket.parked = self
-        client.socket.setDeadline(lastActivity + ctx.config.timeouts.tunnel)  // later: no timer work (see `Timers`)
+        client.socket.setDeadline(deadline)  // later: no timer work (see `Timers`)
     }
 
     private func queueResume() {
@@ -171,8 +202,10 @@ extension StreamEnd {
         return n
     }
 
-    /// Ends this side's direction (half-close): a FIN, or close_notify over TLS.
+    /// Ends this side's direction (half-close): over TLS a close_notify (best effort: should the
+    /// socket be full it stays in OpenSSL), then a FIN either way.
     func shutdownWrite() {
-        if let t = tls { t.shutdown() } else { socket.shutdownWrite() }
+        tls?.shutdown()
+        socket.shutdownWrite()
     }
 }

@@ -158,7 +158,10 @@ public final class TLSStream {
         _ = gh_bio_take_drained(bio)  // only what this SSL_read's own reads found counts
         let n = SSL_read(ssl, buf.baseAddress, Int32(min(buf.count, 1 << 30)))
         if gh_bio_take_drained(bio) != 0 { socket.noteDrained() }
-        if n > 0 { return Int(n) }
+        if n > 0 {
+            readWantsWrite = false
+            return Int(n)
+        }
         switch SSL_get_error(ssl, n) {
         case SSL_ERROR_WANT_READ:
             readWantsWrite = false
@@ -167,6 +170,7 @@ public final class TLSStream {
             readWantsWrite = true
             return nil
         case SSL_ERROR_ZERO_RETURN:
+            readWantsWrite = false
             return 0
         case SSL_ERROR_SYSCALL:
             failed = true

@@ -67,6 +67,36 @@ struct TunnelTests {
         #expect(try gh.metric("gatehouse_tunnels_total") == 0)
     }
 
+    @Test("a 101 naming a protocol the client did not offer is a bad response (502)")
+    func wrongProtocol() throws {
+        let backend = try ScriptedBackend { fd, _ in
+            let s = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: something-else\r\nConnection: upgrade\r\n\r\n"
+            _ = s.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+            return .keepOpen
+        }
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [backend.port]))
+        let r = try HTTP.request(port: gh.port, "GET / HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n")
+        #expect(r.status == 502)
+        #expect(try gh.metric("gatehouse_tunnels_total") == 0)
+    }
+
+    @Test("a client that stops reading gets client_send, not the tunnel's idle hour")
+    func blockedClient() throws {
+        let backend = try ScriptedBackend { fd, _ in
+            let s = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: raw\r\nConnection: upgrade\r\n\r\n"
+            _ = s.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+            let chunk = [UInt8](repeating: 0x61, count: 65536)
+            while chunk.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) > 0 {}
+            return .close
+        }
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [backend.port], top: "timeouts { client_send 1s; }"))
+        let c = try Conn(port: gh.port, smallReceiveBuffer: true)
+        try c.send("GET / HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: raw\r\n\r\n")
+        #expect(try eventually(3) { try gh.metric("gatehouse_tunnels_open") == 1 })
+        #expect(try eventually(6) { try gh.metric("gatehouse_tunnels_open") == 0 })
+        #expect(try gh.metric("gatehouse_timeouts_total{kind=\"client_send\"}") == 1)
+    }
+
     @Test("half-close: the client's end reaches the backend as EOF, and the backend's answer after it still reaches the client")
     func halfClose() throws {
         let backend = try ScriptedBackend { fd, _ in

@@ -39,3 +39,19 @@ struct TunnelPipeTests {
         #expect(p.isDone)
     }
 }
+
+/// A 101 may name only protocols the client offered, and never h2c.
+@Suite("Upgrade tokens")
+struct UpgradeTokensTests {
+    static func tokens(_ s: String) -> [ArraySlice<UInt8>] {
+        s.split(separator: ",").map { ArraySlice(Array($0.trimmingCharacters(in: .whitespaces).utf8)) }
+    }
+
+    @Test("agreed", arguments: [
+        ("websocket", "websocket", true), ("websocket, foo/2", "FOO/2", true), ("websocket", "WebSocket", true),
+        ("websocket", "other", false), ("websocket", "", false), ("websocket, h2c", "h2c", false), ("a", "a, b", false),
+    ])
+    func agreed(_ c: (String, String, Bool)) {
+        #expect(UpgradeTokens.agreed(offered: Self.tokens(c.0), chosen: Self.tokens(c.1)) == c.2, "\(c)")
+    }
+}
