@@ -31,6 +31,7 @@ int gh_signalfd_open(void) {
     signal(SIGPIPE, SIG_IGN);
     sigset_t set;
     taken_signals(&set);
+    sigaddset(&set, SIGQUIT);  // one process: stop at once (a worker ignores it: its supervisor decides)
     if (sigprocmask(SIG_BLOCK, &set, NULL) != 0) return -1;
     return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }

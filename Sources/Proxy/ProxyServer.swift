@@ -166,6 +166,12 @@ public final class ProxyServer: @unchecked Sendable {
                 self.reopenLogs()
                 return
             }
+            if sig == SIGQUIT {
+                // `gatehouse quit`: stop now, dropping connections (SIGTERM drains).
+                self.logger.info("SIGQUIT: stopping at once")
+                EventLoop.shared.stop()
+                return
+            }
             self.logger.info("signal \(sig): draining")
             spawnOnLoop { await self.drain() }
         }

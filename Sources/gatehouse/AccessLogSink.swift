@@ -47,9 +47,12 @@ final class AccessLogSink {
         }
     }
 
-    /// Reads every datagram waiting and writes them to the file, a few at a time.
+    /// Reads the datagrams waiting and writes them to the file, a few at a time; at most 1 MiB a
+    /// call, so workers that outrun the disk cannot keep the supervisor from reaping, reloading or
+    /// stopping (it is called again at its next poll).
     func drain() {
-        while true {
+        var written = 0
+        while written < 1 << 20 {
             var used = 0
             while buffer.count - used >= AccessLogSettings.datagramBytes {
                 let n = recv(fd, buffer.baseAddress! + used, buffer.count - used, Int32(MSG_DONTWAIT))
@@ -57,6 +60,7 @@ final class AccessLogSink {
             }
             if used == 0 { return }
             write(UnsafeRawBufferPointer(rebasing: buffer[0..<used]))
+            written += used
         }
     }
 

@@ -68,6 +68,14 @@ struct Gatehouse: ParsableCommand {
             throw ValidationError("give `\(command!)` or -s \(signal!), not both")
         }
         if let name = signal ?? command {
+            // A reload is checked here first, as the supervisor will (certificates, error log), so
+            // the error shows where it was asked for.
+            if name == "reload", let path = config ?? (access("proxy.conf", R_OK) == 0 ? "proxy.conf" : nil) {
+                do { _ = try Supervisor.load(path) } catch {
+                    writeLine(2, "gatehouse: \(error)")
+                    throw ExitCode(1)
+                }
+            }
             try PidFile.send(name, label: signal != nil ? "-s \(name)" : name, configuration: configuration, file: config ?? "proxy.conf")
             return
         }

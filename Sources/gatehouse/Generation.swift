@@ -85,9 +85,12 @@ final class Worker {
 
     /// Its next start after it ended: at once after a run of 10 s or more, else after a delay
     /// that doubles up to 5 s (a worker that keeps crashing).
-    func planRestart() {
+    /// `failedToStart`: it could not even be spawned (no pipe, no process), which says nothing of
+    /// how long it would run: always back off then, or a lasting failure (EMFILE, EAGAIN) would be
+    /// retried every loop turn.
+    func planRestart(failedToStart: Bool = false) {
         let ran = monotonicNanos() - startedAt
-        if ran >= 10_000_000_000 {
+        if ran >= 10_000_000_000 && !failedToStart {
             backoff = 100_000_000
             restartAt = monotonicNanos()
         } else {

@@ -212,7 +212,14 @@ final class Supervisor {
             logger.warning("reload: the number of workers changes at a restart only; keeping \(workers)")
         }
         if configuration.accessLog != current.configuration.accessLog {
-            logger.warning("reload: access_log changes at a restart only; its file and format stay as they were")
+            // The supervisor writes the file as it was opened; workers formatting another way (or
+            // not at all) would garble it.
+            listeners.abandon(plan)
+            close(fd)
+            return failReload("access_log changes at a restart only (it is written by the supervisor); restart gatehouse to change it")
+        }
+        if configuration.errorLog != current.configuration.errorLog || configuration.logLevel != current.configuration.logLevel {
+            logger.warning("reload: the new error_log and log_level apply to the new workers; the supervisor's own lines keep to \(current.configuration.errorLog) until a restart")
         }
         logger.notice("SIGHUP: \(path) is valid; starting generation \(next)")
         let g = Generation(number: next, configuration: configuration, configFD: fd, plan: plan)
@@ -221,13 +228,20 @@ final class Supervisor {
         start(g)
     }
 
-    /// The file read and checked as `gatehouse --check` does (OpenSSL loads every certificate).
+    /// The file read and checked as `gatehouse --check` does (OpenSSL loads every certificate, the
+    /// error log opens), so a reload that would leave new workers unable to start is refused here.
     static func load(_ path: String) throws -> (Configuration, String) {
         guard let text = Gatehouse.readFile(path) else { throw Failure("cannot read configuration file \(path)") }
         let c = try ConfigLoader.load(text: text, file: path)
         for s in c.servers {
             guard let t = s.tls else { continue }
             _ = try TLSServerContext(settings: t, stats: TLSStats())
+        }
+        if c.errorLog != "stderr" {
+            switch ErrorLogHandler.open(path: c.errorLog) {
+            case .success(let fd): Glibc.close(fd)
+            case .failure(let e): throw Failure("error_log \(c.errorLog): \(e)")
+            }
         }
         return (c, text)
     }
@@ -298,7 +312,7 @@ final class Supervisor {
         var ready: [Int32] = [-1, -1]
         guard gh_pipe_nonblocking(&ready) == 0 else {
             logger.error("worker \(w.index): cannot start: \(IOError.errno(errno))")
-            w.planRestart()
+            w.planRestart(failedToStart: true)
             return
         }
         let listen = g.plan.perSlot[w.index]
@@ -326,7 +340,7 @@ final class Supervisor {
         guard pid > 0 else {
             close(ready[0])
             logger.error("worker \(w.index): cannot start: \(String(cString: strerror(-pid)))")
-            w.planRestart()
+            w.planRestart(failedToStart: true)
             return
         }
         w.markStarted(pid: pid, readyFD: ready[0])

@@ -169,6 +169,41 @@ struct ReloadTests {
         #expect(bad.status != 0 && bad.output.contains("expected one of quit, reload, reopen, stop"), "\(bad.output)")
     }
 
+    @Test("restart-only settings: a reload that changes access_log is refused and says why; one whose error_log cannot open is refused")
+    func restartOnly() throws {
+        let be = try DemoBackend()
+        let log = LogFile()
+        let access = NSTemporaryDirectory() + "gatehouse-\(UUID().uuidString).access"
+        defer { try? FileManager.default.removeItem(atPath: access) }
+        let base = GatehouseProcess.config(backends: [be.port], top: Self.top(log, "access_log \(access);"))
+        let gh = try GatehouseProcess(config: base)
+        try base.replacingOccurrences(of: "access_log \(access);", with: "access_log \(access) json;").write(toFile: gh.configPath, atomically: true, encoding: .utf8)
+        gh.child.signal(SIGHUP)
+        #expect(try eventually(3) { log.text.contains("reload refused: access_log changes at a restart only") }, "\(log.text)")
+        try base.replacingOccurrences(of: "error_log \(log.path);", with: "error_log /nonexistent-dir/e.log;").write(toFile: gh.configPath, atomically: true, encoding: .utf8)
+        let sent = try sh("\(binDir)/gatehouse -c \(gh.configPath) -s reload 2>&1")
+        #expect(sent.status != 0 && sent.output.contains("error_log /nonexistent-dir/e.log"), "\(sent.output)")
+        gh.child.signal(SIGHUP)
+        #expect(try eventually(3) { try gh.metric("gatehouse_reloads_total{result=\"failed\"}") == 2 })
+        #expect(try gh.metric("gatehouse_config_generation") == 1)
+        #expect(try HTTP.get(port: gh.port, "/").status == 200)
+    }
+
+    @Test("gatehouse quit stops a single process at once (SIGQUIT)")
+    func quitOneProcess() throws {
+        let be = try DemoBackend()
+        let pidPath = NSTemporaryDirectory() + "gatehouse-\(UUID().uuidString).pid"
+        let gh = try GatehouseProcess(config: GatehouseProcess.config(backends: [be.port], top: "workers 1;\npid_file \(pidPath);"))
+        #expect(WorkersTests.children(of: gh.child.pid).isEmpty)
+        let held = try Conn(port: gh.port)
+        try held.send("GET /x?delay_ms=5000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        let quit = try sh("\(binDir)/gatehouse quit -c \(gh.configPath) 2>&1")
+        #expect(quit.status == 0, "\(quit.output)")
+        let start = Date()
+        #expect(gh.child.waitExit(timeout: 5) == 0)
+        #expect(Date().timeIntervalSince(start) < 2, "quit waited for the request in flight")
+    }
+
     /// A port nothing listens on now.
     static func freePort() throws -> UInt16 {
         let (fd, port) = try loopbackSocket(listening: false)
