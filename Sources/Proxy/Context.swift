@@ -83,6 +83,10 @@ final class ProxyContext: @unchecked Sendable {
     /// Set when `access_log` is on and the supervisor handed over its socket.
     var accessLog: AccessLog?
     var requestIDs = RequestIDSource()
+    /// The HTTP/2 response fields being submitted (one at a time: building and submitting them
+    /// never suspends), and stream records to reuse (their buffers keep their storage).
+    var h2Fields = H2ResponseHead()
+    var h2SpareStreams: [H2Stream] = []
 
     init(config: Configuration) {
         self.config = config

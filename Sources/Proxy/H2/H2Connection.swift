@@ -199,7 +199,10 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
         running -= 1
         served += 1
         lastActivity = EventLoop.shared.now
-        if s.closed, streams.removeValue(forKey: s.id) != nil { ctx.stats.h2StreamsOpen -= 1 }
+        if s.closed, streams.removeValue(forKey: s.id) != nil {
+            ctx.stats.h2StreamsOpen -= 1
+            recycle(s)
+        }
         if goingAway && streams.isEmpty { return finish() }
         flush()
     }
@@ -207,7 +210,13 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
     // MARK: H2SessionDelegate
 
     func h2Begin(stream: Int32) {
-        let s = H2Stream(id: stream, conn: self, maxListSize: ctx.config.limits.maxHeaderBytes)
+        let s: H2Stream
+        if let spare = ctx.h2SpareStreams.popLast() {
+            spare.reuse(id: stream, conn: self)
+            s = spare
+        } else {
+            s = H2Stream(id: stream, conn: self, maxListSize: ctx.config.limits.maxHeaderBytes)
+        }
         streams[stream] = s
         ctx.stats.h2StreamsOpen += 1
         ctx.stats.h2StreamsTotal += 1
@@ -243,7 +252,13 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
         if !s.running {
             streams[stream] = nil
             ctx.stats.h2StreamsOpen -= 1
+            recycle(s)
         }
+    }
+
+    /// A finished stream's record goes back for reuse (a few hundred at most are kept).
+    private func recycle(_ s: H2Stream) {
+        if ctx.h2SpareStreams.count < 256 { ctx.h2SpareStreams.append(s) }
     }
 
     func h2Misbehaved() {

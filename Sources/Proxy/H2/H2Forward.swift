@@ -87,12 +87,14 @@ struct H2Forward {
     /// when it cannot go on.
     private func prepare(_ ws: Workspace, _ head: IOBuffer) -> Int? {
         if stream.head.tooLarge { return 431 }
-        guard let made = stream.head.http1(bodyFollows: !stream.requestEnded || !stream.bodyIn.isEmpty) else { return 400 }
-        guard made.head.count <= head.capacity else { return 431 }
         head.clear()
-        made.head.withUnsafeBytes { head.tail.copyMemory(from: $0) }
-        head.writeIndex = made.head.count
-        stream.chunked = made.chunked
+        switch stream.head.write(into: head.tail, bodyFollows: !stream.requestEnded || !stream.bodyIn.isEmpty) {
+        case .success(let made):
+            head.writeIndex = made.count
+            stream.chunked = made.chunked
+        case .failure(.malformed): return 400
+        case .failure(.tooLarge): return 431
+        }
         switch ws.request.parse(head.readableBytes) {
         case .complete: break
         case .error(let e): return e.status
@@ -243,12 +245,12 @@ struct H2Forward {
         let ub = ws.upstream, b = ub.buffer!
         let method = ws.request.head.methodKind
         let framing = ws.response.lendHead { $0.responseFraming(requestMethod: method) }
-        let fields = ws.response.lendHead { H2ResponseHead($0, UnsafeRawPointer(b.base + b.readIndex)) }
+        ws.response.lendHead { ctx.h2Fields.build($0, UnsafeRawPointer(b.base + b.readIndex)) }
         let serverKeepAlive = ws.response.head.keepAlive && framing != .untilClose
         b.readIndex += ws.response.head.end
         if stream.closed { throw ExchangeFailure(.clientGone, requestSent: true) }
         let hasBody = framing != .none
-        guard fields.withFields({ conn.session.respond(stream: stream.id, $0, count: $1, hasBody: hasBody) }) else {
+        guard ctx.h2Fields.withFields({ conn.session.respond(stream: stream.id, $0, count: $1, hasBody: hasBody) }) else {
             throw ExchangeFailure(.clientGone, requestSent: true)
         }
         conn.flush()
@@ -339,10 +341,8 @@ struct H2Forward {
     /// The proxy's own answer: a status and an empty body.
     private func answer(_ status: Int) -> Int {
         guard !stream.closed else { return status }
-        var head = MessageHead()
-        head.status = status
-        let fields = H2ResponseHead(head, UnsafeRawPointer(bitPattern: 1)!)
-        _ = fields.withFields { conn.session.respond(stream: stream.id, $0, count: $1, hasBody: false) }
+        ctx.h2Fields.build(status: status)
+        _ = ctx.h2Fields.withFields { conn.session.respond(stream: stream.id, $0, count: $1, hasBody: false) }
         conn.flush()
         return status
     }

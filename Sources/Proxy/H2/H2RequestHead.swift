@@ -6,12 +6,13 @@
 ///
 /// nghttp2 has already refused what RFC 9113 forbids (uppercase names, connection-specific fields,
 /// `te` other than trailers, pseudo-fields after regular ones, repeated or missing pseudo-fields,
-/// CR, LF or NUL in values).
+/// CR, LF or NUL in values). Reused from stream to stream: `reset` keeps the storage.
 public struct H2RequestHead: Sendable {
-    public private(set) var method: [UInt8] = []
-    public private(set) var path: [UInt8] = []
-    public private(set) var authority: [UInt8] = []
+    private var method: [UInt8] = []
+    private var path: [UInt8] = []
+    private var authority: [UInt8] = []
     private var host: [UInt8] = []
+    /// Regular fields as HTTP/1.1 lines ("name: value\r\n"), in order.
     private var fields: [UInt8] = []
     private var cookies: [UInt8] = []
     public private(set) var hasContentLength = false
@@ -24,7 +25,19 @@ public struct H2RequestHead: Sendable {
 
     public init(maxListSize: Int) {
         self.maxListSize = maxListSize
-        fields.reserveCapacity(256)
+        fields.reserveCapacity(512)
+    }
+
+    public mutating func reset() {
+        method.removeAll(keepingCapacity: true)
+        path.removeAll(keepingCapacity: true)
+        authority.removeAll(keepingCapacity: true)
+        host.removeAll(keepingCapacity: true)
+        fields.removeAll(keepingCapacity: true)
+        cookies.removeAll(keepingCapacity: true)
+        hasContentLength = false
+        listSize = 0
+        tooLarge = false
     }
 
     /// Adds one field; false when it cannot be carried over HTTP/1.1 (the stream is refused).
@@ -35,55 +48,100 @@ public struct H2RequestHead: Sendable {
         guard let first = name.first else { return false }
         if first == UInt8(ascii: ":") { return pseudo(name, value) }
         if Self.equals(name, "host") {
-            host = Array(value)
+            host.removeAll(keepingCapacity: true)
+            host.append(contentsOf: value)
         } else if Self.equals(name, "cookie") {
-            if !cookies.isEmpty { cookies += [UInt8(ascii: ";"), 0x20] }
-            cookies += value
+            if !cookies.isEmpty { cookies.append(contentsOf: [UInt8(ascii: ";"), 0x20]) }
+            cookies.append(contentsOf: value)
         } else {
             if Self.equals(name, "content-length") { hasContentLength = true }
-            fields += name
-            fields += [UInt8(ascii: ":"), 0x20]
-            fields += value
-            fields += [13, 10]
+            fields.append(contentsOf: name)
+            fields.append(UInt8(ascii: ":"))
+            fields.append(0x20)
+            fields.append(contentsOf: value)
+            fields.append(13)
+            fields.append(10)
         }
         return true
     }
 
     private mutating func pseudo(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Bool {
-        if Self.equals(name, ":method") { method = Array(value) }
-        else if Self.equals(name, ":path") { path = Array(value) }
-        else if Self.equals(name, ":authority") { authority = Array(value) }
+        if Self.equals(name, ":method") { method.append(contentsOf: value) }
+        else if Self.equals(name, ":path") { path.append(contentsOf: value) }
+        else if Self.equals(name, ":authority") { authority.append(contentsOf: value) }
         else if Self.equals(name, ":scheme") { return true }  // the proxy says how the client came (X-Forwarded-Proto)
         else { return false }  // :protocol (extended CONNECT) is not offered
         return true
     }
 
-    /// The head, given whether the request ends with it (no body follows). Nil when a request line
-    /// cannot be made (CONNECT without a path, no host at all).
-    public func http1(bodyFollows: Bool) -> (head: [UInt8], chunked: Bool)? {
-        guard !method.isEmpty, !path.isEmpty else { return nil }
+    /// Why no head could be made.
+    public enum Refusal: Error, Equatable {
+        /// No request line or host can be made, or Host names another entity than :authority (400).
+        case malformed
+        /// It does not fit (431).
+        case tooLarge
+    }
+
+    /// Writes the head into `out`, given whether a body follows: its length, and whether the body
+    /// goes chunked.
+    public func write(into out: UnsafeMutableRawBufferPointer, bodyFollows: Bool) -> Result<(count: Int, chunked: Bool), Refusal> {
+        guard !method.isEmpty, !path.isEmpty else { return .failure(.malformed) }
         let hostValue = authority.isEmpty ? host : authority
-        guard !hostValue.isEmpty else { return nil }
+        guard !hostValue.isEmpty else { return .failure(.malformed) }
         // RFC 9113 §8.3.1: a Host naming another entity than :authority makes the request malformed.
-        if !authority.isEmpty && !host.isEmpty && host.map(Self.lower) != authority.map(Self.lower) { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(method.count + path.count + hostValue.count + fields.count + cookies.count + 64)
-        out += method
-        out.append(0x20)
-        out += path
-        out += Array(" HTTP/1.1\r\nHost: ".utf8)
-        out += hostValue
-        out += [13, 10]
-        out += fields
-        if !cookies.isEmpty {
-            out += Array("Cookie: ".utf8)
-            out += cookies
-            out += [13, 10]
-        }
+        if !authority.isEmpty && !host.isEmpty && !Self.sameIgnoringCase(host, authority) { return .failure(.malformed) }
         let chunked = bodyFollows && !hasContentLength
-        if chunked { out += Array("Transfer-Encoding: chunked\r\n".utf8) }
-        out += [13, 10]
-        return (out, chunked)
+        var w = Writer(out: out)
+        w.put(method)
+        w.put(" ")
+        w.put(path)
+        w.put(" HTTP/1.1\r\nHost: ")
+        w.put(hostValue)
+        w.put("\r\n")
+        w.put(fields)
+        if !cookies.isEmpty {
+            w.put("Cookie: ")
+            w.put(cookies)
+            w.put("\r\n")
+        }
+        if chunked { w.put("Transfer-Encoding: chunked\r\n") }
+        w.put("\r\n")
+        return w.overflow ? .failure(.tooLarge) : .success((w.count, chunked))
+    }
+
+    /// The head as bytes (for tests).
+    public func http1(bodyFollows: Bool) -> (head: [UInt8], chunked: Bool)? {
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 1)
+        defer { buf.deallocate() }
+        guard case .success(let r) = write(into: buf, bodyFollows: bodyFollows) else { return nil }
+        return (Array(buf[0..<r.count]), r.chunked)
+    }
+
+    private struct Writer {
+        let out: UnsafeMutableRawBufferPointer
+        var count = 0
+        var overflow = false
+
+        mutating func put(_ bytes: [UInt8]) {
+            bytes.withUnsafeBytes { put($0) }
+        }
+
+        mutating func put(_ s: StaticString) {
+            put(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+        }
+
+        mutating func put(_ b: UnsafeRawBufferPointer) {
+            guard !overflow, b.count <= out.count - count else {
+                overflow = true
+                return
+            }
+            if b.count > 0 { (out.baseAddress! + count).copyMemory(from: b.baseAddress!, byteCount: b.count) }
+            count += b.count
+        }
+    }
+
+    private static func sameIgnoringCase(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        a.count == b.count && zip(a, b).allSatisfy { x, y in lower(x) == lower(y) }
     }
 
     private static func lower(_ b: UInt8) -> UInt8 { b >= 65 && b <= 90 ? b | 0x20 : b }

@@ -6,13 +6,20 @@ import HTTP1
 /// goes decoded in DATA frames), names lowercased. Built in one flat buffer, which the nghttp2
 /// name-value list points into while the response is submitted.
 struct H2ResponseHead {
-    private(set) var bytes: [UInt8] = []
+    private var bytes: [UInt8] = []
     /// (name start, name length, value start, value length) in `bytes`.
-    private(set) var spans: [(Int, Int, Int, Int)] = []
+    private var spans: [(Int, Int, Int, Int)] = []
+    private var nv: [nghttp2_nv] = []
 
-    init(_ head: borrowing MessageHead, _ p: UnsafeRawPointer) {
+    init() {}
+
+    /// The fields of `head` (whose bytes are at `p`), in place of the last ones (storage kept).
+    mutating func build(_ head: borrowing MessageHead, _ p: UnsafeRawPointer) {
+        bytes.removeAll(keepingCapacity: true)
+        spans.removeAll(keepingCapacity: true)
         let status = head.status
-        add(name: Array(":status".utf8), value: [UInt8(48 + status / 100), UInt8(48 + status / 10 % 10), UInt8(48 + status % 10)])
+        let digits: [UInt8] = [UInt8(48 + status / 100 % 10), UInt8(48 + status / 10 % 10), UInt8(48 + status % 10)]
+        add(Self.statusName, digits)
         for f in head.headers {
             if f.kind.isHopByHop || f.namedByConnection || f.dropped || f.kind == .transferEncoding { continue }
             if f.kind == .contentLength && (status < 200 || status == 204) { continue }
@@ -22,24 +29,35 @@ struct H2ResponseHead {
                 bytes.append(b >= 65 && b <= 90 ? b | 0x20 : b)
             }
             let valueStart = bytes.count
-            bytes += UnsafeRawBufferPointer(start: p + f.value.start, count: f.value.count)
+            bytes.append(contentsOf: UnsafeRawBufferPointer(start: p + f.value.start, count: f.value.count))
             spans.append((nameStart, f.name.count, valueStart, f.value.count))
         }
     }
 
-    private mutating func add(name: [UInt8], value: [UInt8]) {
+    /// Only `:status` (the proxy's own answers).
+    mutating func build(status: Int) {
+        var head = MessageHead()
+        head.status = status
+        build(head, UnsafeRawPointer(bitPattern: 1)!)
+    }
+
+    private static let statusName = Array(":status".utf8)
+
+    private mutating func add(_ name: [UInt8], _ value: [UInt8]) {
         let n = bytes.count
-        bytes += name
-        bytes += value
+        bytes.append(contentsOf: name)
+        bytes.append(contentsOf: value)
         spans.append((n, name.count, n + name.count, value.count))
     }
 
-    /// Calls `body` with the nghttp2 name-value list (valid only inside it).
-    func withFields<R>(_ body: (UnsafeMutablePointer<nghttp2_nv>, Int) -> R) -> R {
-        bytes.withUnsafeBufferPointer { b in
-            let base = UnsafeMutablePointer(mutating: b.baseAddress!)
-            var nv = spans.map { s in
-                nghttp2_nv(name: base + s.0, value: base + s.2, namelen: s.1, valuelen: s.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+    /// Calls `body` with the nghttp2 name-value list (valid only inside it; nghttp2 copies it).
+    mutating func withFields<R>(_ body: (UnsafeMutablePointer<nghttp2_nv>, Int) -> R) -> R {
+        nv.removeAll(keepingCapacity: true)
+        let spans = spans
+        return bytes.withUnsafeMutableBufferPointer { b in
+            let base = b.baseAddress!
+            for s in spans {
+                nv.append(nghttp2_nv(name: base + s.0, value: base + s.2, namelen: s.1, valuelen: s.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
             }
             return nv.withUnsafeMutableBufferPointer { body($0.baseAddress!, $0.count) }
         }

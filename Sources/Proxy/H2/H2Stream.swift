@@ -6,8 +6,8 @@ import Runtime
 /// `H2Forward`) is straight-line async code like an HTTP/1.1 request's; it waits here for the
 /// client's body and for room in the response queue, and the connection wakes it.
 final class H2Stream: TimerNode, @unchecked Sendable {
-    let id: Int32
-    unowned(unsafe) let conn: H2Connection
+    private(set) var id: Int32
+    private(set) unowned(unsafe) var conn: H2Connection
     var head: H2RequestHead
     /// The client sent END_STREAM: no more body.
     var requestEnded = false
@@ -33,6 +33,23 @@ final class H2Stream: TimerNode, @unchecked Sendable {
         self.id = id
         self.conn = conn
         head = H2RequestHead(maxListSize: maxListSize)
+    }
+
+    /// This record for a new stream (its buffers keep their storage, up to a bound).
+    func reuse(id: Int32, conn: H2Connection) {
+        precondition(waiter == nil && !running)
+        self.id = id
+        self.conn = conn
+        head.reset()
+        requestEnded = false
+        chunked = false
+        if bodyIn.capacity > Self.outLimit { bodyIn = [] } else { bodyIn.removeAll(keepingCapacity: true) }
+        if bodyOut.capacity > Self.outLimit * 2 { bodyOut = [] } else { bodyOut.removeAll(keepingCapacity: true) }
+        outStart = 0
+        responseEnded = false
+        deferred = false
+        closed = false
+        upstream = nil
     }
 
     /// Response bytes queued beyond which the task waits for the client to take some.
