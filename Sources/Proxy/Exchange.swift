@@ -122,7 +122,7 @@ extension ClientSession {
         var sawByte = false
         while true {
             ws.response.reset()
-            while try !parsedHead(ws) { try await readMoreHead(conn, ub, deadline, &sawByte) }
+            while try !ws.parsedResponseHead() { try await readMoreHead(conn, ub, deadline, &sawByte) }
             let status = ws.response.head.status
             if status >= 200 { break }
             if status == 101 {
@@ -160,15 +160,6 @@ extension ClientSession {
         return UpgradeTokens.agreed(offered: offered, chosen: chosen)
     }
 
-    /// Whether the upstream buffer holds a complete response head (parsed into `ws.response`).
-    private func parsedHead(_ ws: Workspace) throws(ExchangeFailure) -> Bool {
-        guard let b = ws.upstream.buffer, !b.isEmpty else { return false }
-        switch ws.response.parse(b.readableBytes) {
-        case .complete: return true
-        case .needMore: return false
-        case .error: throw ExchangeFailure(.badResponse, requestSent: true)
-        }
-    }
 
     @inline(__always) nonisolated(nonsending)
     private func readMoreHead(_ conn: UpstreamConnection, _ ub: BufferSlot, _ deadline: UInt64, _ sawByte: inout Bool) async throws(ExchangeFailure) {
@@ -195,5 +186,18 @@ extension ClientSession {
     /// A failure while talking to the backend, unless the client hanging up is why it was cut short.
     private func upstreamFailure(_ cause: ExchangeFailure.Cause, requestSent: Bool) -> ExchangeFailure {
         ExchangeFailure(clientHungUp ? .clientGone : cause, requestSent: requestSent)
+    }
+}
+
+extension Workspace {
+    /// Whether the upstream buffer holds a complete response head (parsed into `response`); a head
+    /// that cannot be parsed is a bad response.
+    func parsedResponseHead() throws(ExchangeFailure) -> Bool {
+        guard let b = upstream.buffer, !b.isEmpty else { return false }
+        switch response.parse(b.readableBytes) {
+        case .complete: return true
+        case .needMore: return false
+        case .error: throw ExchangeFailure(.badResponse, requestSent: true)
+        }
     }
 }

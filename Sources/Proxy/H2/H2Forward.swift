@@ -204,7 +204,7 @@ struct H2Forward {
         var sawByte = false
         while true {
             ws.response.reset()
-            while try !parsedHead(ws) {
+            while try !ws.parsedResponseHead() {
                 let n: Int
                 do throws(IOError) {
                     n = try await c.fill(ub, until: deadline)
@@ -229,14 +229,6 @@ struct H2Forward {
         c.server.responseTimes?.record(Double(took) * 1e-9)
     }
 
-    private func parsedHead(_ ws: Workspace) throws(ExchangeFailure) -> Bool {
-        guard let b = ws.upstream.buffer, !b.isEmpty else { return false }
-        switch ws.response.parse(b.readableBytes) {
-        case .complete: return true
-        case .needMore: return false
-        case .error: throw ExchangeFailure(.badResponse, requestSent: true)
-        }
-    }
 
     /// Submits the response head and relays the body into the stream's queue, which the client
     /// drains through nghttp2 at the pace of its window; a full queue makes the backend wait.
