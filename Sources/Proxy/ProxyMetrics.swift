@@ -116,7 +116,7 @@ final class ProxyMetrics: @unchecked Sendable {
         h2Total = r.counter("gatehouse_http2_connections_total", "HTTP/2 client connections opened.")
         h2StreamsOpen = r.gauge("gatehouse_http2_streams_open", "HTTP/2 request streams open.")
         h2StreamsTotal = r.counter("gatehouse_http2_streams_total", "HTTP/2 request streams opened (each one request).")
-        h2Misbehaviour = r.counter("gatehouse_http2_misbehaviour_total", "Invalid frames and empty DATA frames from HTTP/2 clients (100 on one connection get it a GOAWAY).")
+        h2Misbehaviour = r.counter("gatehouse_http2_misbehaviour_total", "Invalid frames and empty DATA frames from HTTP/2 clients (100 at once, or over 10 a second for long, on one connection get it a GOAWAY).")
         h2GoAways = ProxyStats.GoAwayReason.allCases.map {
             r.counter("gatehouse_http2_goaways_sent_total", "GOAWAY frames sent to HTTP/2 clients, by error code.", [("reason", $0.label)])
         }

@@ -55,3 +55,19 @@ struct UpgradeTokensTests {
         #expect(UpgradeTokens.agreed(offered: Self.tokens(c.0), chosen: Self.tokens(c.1)) == c.2, "\(c)")
     }
 }
+
+/// The HTTP/2 misbehaviour allowance, on an injected clock.
+@Suite("Leaky bucket")
+struct LeakyBucketTests {
+    @Test("a burst past the limit trips it; the same events spread out are forgiven")
+    func bucket() {
+        var burst = LeakyBucket(limit: 100, perSecond: 10)
+        var tripped = false
+        for i in 0..<120 { tripped = burst.add(now: 1_000_000_000 + UInt64(i) * 1_000_000) }  // 120 in 0.12 s
+        #expect(tripped)
+        var spread = LeakyBucket(limit: 100, perSecond: 10)
+        var ever = false
+        for i in 0..<1_000 { ever = spread.add(now: 1_000_000_000 + UInt64(i) * 200_000_000) || ever }  // 5 a second
+        #expect(!ever && spread.level < 2)
+    }
+}

@@ -22,9 +22,9 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
     /// Inside nghttp2's mem_recv (its callbacks may not make it send): the flush waits for its end.
     private var receiving = false
     private var goingAway = false
-    /// Protocol misbehaviour seen (invalid frames, empty DATA): past `misbehaviourLimit`, GOAWAY.
-    private var misbehaviour = 0
-    static let misbehaviourLimit = 100
+    /// Protocol misbehaviour (invalid frames, empty DATA): 100 at once, or more than 10 a second
+    /// for long, gets a GOAWAY.
+    private var misbehaviour = LeakyBucket(limit: 100, perSecond: 10)
     private var running = 0
     private var served = 0
     private var lastActivity: UInt64
@@ -262,9 +262,8 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
     }
 
     func h2Misbehaved() {
-        misbehaviour += 1
         ctx.stats.h2Misbehaviour += 1
-        if misbehaviour == Self.misbehaviourLimit { goAway(code: UInt32(NGHTTP2_ENHANCE_YOUR_CALM.rawValue)) }
+        if misbehaviour.add(now: EventLoop.shared.now) { goAway(code: UInt32(NGHTTP2_ENHANCE_YOUR_CALM.rawValue)) }
     }
 
     func h2ResponseBytes(stream: Int32, into: UnsafeMutableRawBufferPointer) -> (count: Int, end: Bool)? {
