@@ -46,6 +46,21 @@ extension LoadTests {
             #expect(try eventually(3) { try gh.metric("gatehouse_http2_streams_open") == 0 && gh.metric("gatehouse_http2_connections_open") == 0 })
         }
 
+        @Test("access log: one line per stream, protocol HTTP/2.0, in both formats; refused streams logged too", arguments: ["text", "json"])
+        func accessLog(_ format: String) throws {
+            let backend = try DemoBackend()
+            let log = LogFile()
+            let (gh, tls) = try Self.proxy(backend.port, top: "access_log \(log.path) \(format);")
+            _ = try sh("curl -sk --http2 'https://127.0.0.1:\(tls)/a?size=100' 'https://127.0.0.1:\(tls)/b?status=404' -o /dev/null -o /dev/null")
+            #expect(try H2.run("bigheaders", gh.port, "20000") == "status 431")
+            let lines = try AccessLogTests.lines(log, 3, json: format == "json")
+            let byTarget = Dictionary(lines.map { ($0.target ?? "-", $0) }, uniquingKeysWith: { a, _ in a })
+            #expect(byTarget["/a?size=100"]?.proto == "HTTP/2.0" && byTarget["/a?size=100"]?.status == 200 && byTarget["/a?size=100"]?.bytes == 100)
+            #expect(byTarget["/a?size=100"]?.tls != nil && byTarget["/a?size=100"]?.upstream == "127.0.0.1:\(backend.port)")
+            #expect(byTarget["/b?status=404"]?.status == 404)
+            #expect(lines.contains { $0.method == nil && $0.status == 431 })
+        }
+
         @Test("h2load: 10 connections x 100 concurrent streams through a 50 ms backend, every request answered")
         func h2load() throws {
             let backend = try DemoBackend()

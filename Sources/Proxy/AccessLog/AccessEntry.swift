@@ -10,6 +10,7 @@ struct AccessEntry {
     var target = UnsafeRawBufferPointer(start: nil, count: 0)
     /// Only the first `AccessRecord.targetLimit` bytes of the target are logged, then `...`.
     var targetCut = false
+    /// 0 or 1 for HTTP/1.x; `AccessRecord.http2` for a stream of an HTTP/2 connection.
     var versionMinor = 1
     /// The status the request is recorded with (as in `gatehouse_requests_total`).
     var status = 0
@@ -53,7 +54,7 @@ extension AccessEntry {
             w.byte(UInt8(ascii: " "))
             w.escaped(target, json: false)
             if targetCut { w.ascii("...") }
-            w.ascii(versionMinor == 0 ? " HTTP/1.0" : " HTTP/1.1")
+            w.ascii(versionMinor == 0 ? " HTTP/1.0" : versionMinor == AccessRecord.http2 ? " HTTP/2.0" : " HTTP/1.1")
         } else {
             w.byte(UInt8(ascii: "-"))
         }
@@ -91,7 +92,7 @@ extension AccessEntry {
             w.ascii(",\"target\":\"")
             w.escaped(target, json: true)
             if targetCut { w.ascii("...") }
-            w.ascii(versionMinor == 0 ? "\",\"protocol\":\"HTTP/1.0\"" : "\",\"protocol\":\"HTTP/1.1\"")
+            w.ascii(versionMinor == 0 ? "\",\"protocol\":\"HTTP/1.0\"" : versionMinor == AccessRecord.http2 ? "\",\"protocol\":\"HTTP/2.0\"" : "\",\"protocol\":\"HTTP/1.1\"")
         } else {
             w.ascii(",\"method\":null,\"target\":null,\"protocol\":null")
         }

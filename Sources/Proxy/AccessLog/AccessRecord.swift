@@ -18,6 +18,9 @@ final class AccessRecord {
     var header: UInt64?
     var retries = 0
 
+    /// The `versionMinor` that stands for HTTP/2 (its requests are HTTP/1.1 heads inside).
+    static let http2 = 20
+
     deinit { line?.deallocate() }
 
     /// Starts the record of a request over, its method and target copied from `head`.
@@ -30,6 +33,17 @@ final class AccessRecord {
         if let m = method.baseAddress { buffer.baseAddress!.copyMemory(from: m, byteCount: methodLength) }
         if let t = target.baseAddress { (buffer.baseAddress! + 64).copyMemory(from: t, byteCount: targetLength) }
         self.versionMinor = versionMinor
+        upstream = nil
+        connect = nil
+        header = nil
+        retries = 0
+    }
+
+    /// Nothing known yet (a request whose head may never parse is logged with `-`).
+    func clear() {
+        methodLength = 0
+        targetLength = 0
+        targetCut = false
         upstream = nil
         connect = nil
         header = nil

@@ -22,7 +22,9 @@ struct H2Forward {
         let ws = ctx.takeWorkspace()
         ws.request.reset()
         let head = ctx.clientBuffers.take()
+        ws.access.clear()
         let status = await forward(ws, head)
+        logAccess(ws, status: status, started: started)
         ctx.clientBuffers.give(head)
         ctx.giveWorkspace(ws)
         stats.requestsInFlight -= 1
@@ -52,6 +54,7 @@ struct H2Forward {
                 }
             }
             let c = lease.conn
+            ws.access.attempt(c.server, connect: lease.reused ? 0 : c.connectTime)
             if stream.closed {
                 group.release(c, reusable: true)
                 return 499
@@ -69,10 +72,12 @@ struct H2Forward {
                 // The stale keep-alive race: once more on a fresh connection, when that is safe.
                 if lease.reused && !fresh && replayable && !stream.closed, case .send = error.cause {
                     fresh = true
+                    ws.access.retries += 1
                     continue
                 }
                 if lease.reused && !fresh && replayable && !stream.closed, case .closedBeforeHead = error.cause {
                     fresh = true
+                    ws.access.retries += 1
                     continue
                 }
                 if error.countsAgainstServer { group.failed(c.server) }
@@ -99,6 +104,11 @@ struct H2Forward {
         case .complete: break
         case .error(let e): return e.status
         case .needMore: return 400
+        }
+        if ctx.accessLog != nil {
+            let p = UnsafeRawPointer(head.base), m = ws.request.head.method, t = ws.request.head.target
+            ws.access.begin(method: UnsafeRawBufferPointer(start: p + m.start, count: m.count),
+                            target: UnsafeRawBufferPointer(start: p + t.start, count: t.count), versionMinor: AccessRecord.http2)
         }
         if ctx.config.requestID {
             let p = UnsafeRawPointer(head.base), line = ws.requestIDLine
@@ -227,6 +237,7 @@ struct H2Forward {
         }
         let took = EventLoop.shared.now &- c.headSince
         c.server.responseTimes?.record(Double(took) * 1e-9)
+        ws.access.header = took
     }
 
 
@@ -300,6 +311,24 @@ struct H2Forward {
 
     private func truncated(_ e: IOError?) -> ExchangeFailure {
         ExchangeFailure(stream.closed ? .clientGone : .truncated(e), requestSent: true, responseStarted: true)
+    }
+
+    // MARK: The access log
+
+    /// The stream's line: its request as the backend saw its line, protocol HTTP/2.0, and the
+    /// response body bytes queued for the client.
+    private func logAccess(_ ws: Workspace, status: Int, started: UInt64) {
+        guard let log = ctx.accessLog else { return }
+        var e = AccessEntry(client: client.peer)
+        e.status = status
+        e.bytesSent = stream.bytesOut
+        e.duration = EventLoop.shared.now &- started
+        e.tls = client.tls?.version
+        ws.access.fill(&e)
+        if ws.requestIDLength > 0 {
+            e.requestID = UnsafeRawBufferPointer(rebasing: ws.requestIDLine[RequestID.prefix.count..<(ws.requestIDLength - 2)])
+        }
+        log.write(e)
     }
 
     // MARK: Failures

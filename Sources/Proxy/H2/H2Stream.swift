@@ -46,6 +46,7 @@ final class H2Stream: TimerNode, @unchecked Sendable {
         if bodyIn.capacity > Self.outLimit { bodyIn = [] } else { bodyIn.removeAll(keepingCapacity: true) }
         if bodyOut.capacity > Self.outLimit * 2 { bodyOut = [] } else { bodyOut.removeAll(keepingCapacity: true) }
         outStart = 0
+        bytesOut = 0
         responseEnded = false
         deferred = false
         closed = false
@@ -105,9 +106,13 @@ final class H2Stream: TimerNode, @unchecked Sendable {
         return (n, responseEnded && queuedOut == 0)
     }
 
+    /// Response body bytes queued for the client (its access-log figure).
+    var bytesOut = 0
+
     /// Queues response bytes for the client and tells nghttp2 they are there.
     func queue(_ bytes: UnsafeRawBufferPointer) {
         bodyOut += bytes
+        bytesOut += bytes.count
         resumeIfDeferred()
     }
 

@@ -25,7 +25,7 @@ struct AccessLine {
     }
 
     static let textPattern = try! NSRegularExpression(pattern:
-        #"^(\S+) - \[([^\]]+)\] "(?:-|(\S+) (\S+) (HTTP/1\.[01]))" (\d+) (\d+) (\d+\.\d{3}) upstream=(\S+) connect=(\S+) response=(\S+) retries=(\d+) tls=(\S+) id=(\S+)$"#)
+        #"^(\S+) - \[([^\]]+)\] "(?:-|(\S+) (\S+) (HTTP/1\.[01]|HTTP/2\.0))" (\d+) (\d+) (\d+\.\d{3}) upstream=(\S+) connect=(\S+) response=(\S+) retries=(\d+) tls=(\S+) id=(\S+)$"#)
 
     init(text line: String) throws {
         let ns = line as NSString
