@@ -121,6 +121,15 @@ extension LoadTests {
             #expect(try H2.run("clmismatch", gh.port) == "first reset 1; then status 200")
         }
 
+        @Test("request bodies no backend takes (answered 502 first) still give the connection window back: 200 x 60 KB on one connection")
+        func discardedBodies() throws {
+            let dead = try ReloadTests.freePort()  // nothing listens: every stream is answered 502 at once
+            let (gh, _) = try Self.proxy(dead)
+            let out = try H2.run("discard", gh.port, "200")
+            #expect(out.hasPrefix("sent 200"), "\(out)")
+            #expect(try eventually(3) { try gh.metric("gatehouse_http2_streams_open") == 0 })
+        }
+
         @Test("pseudo-header and field violations are stream errors, never forwarded", arguments: ["nopath", "uppercase", "connection", "twomethods", "te"])
         func malformed(_ c: String) throws {
             let backend = try DemoBackend()

@@ -197,6 +197,10 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
 
     func streamFinished(_ s: H2Stream) {
         running -= 1
+        // Body bytes no backend will take: back to the client's windows.
+        s.discarding = true
+        session.discarded(stream: s.id, s.bodyIn.count, streamOpen: !s.closed)
+        s.bodyIn.removeAll(keepingCapacity: true)
         served += 1
         lastActivity = EventLoop.shared.now
         if s.closed, streams.removeValue(forKey: s.id) != nil {
@@ -235,7 +239,8 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
     }
 
     func h2Data(stream: Int32, _ bytes: UnsafeRawBufferPointer) {
-        guard let s = streams[stream] else { return }
+        guard let s = streams[stream] else { return session.discarded(stream: stream, bytes.count, streamOpen: false) }
+        if s.discarding { return session.discarded(stream: stream, bytes.count, streamOpen: true) }
         s.bodyIn += bytes
         s.wake()
     }
@@ -250,6 +255,7 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
         guard let s = streams[stream] else { return }
         if error != 0 || !s.responseEnded { s.closedByPeer() } else { s.closed = true }
         if !s.running {
+            session.discarded(stream: stream, s.bodyIn.count, streamOpen: false)
             streams[stream] = nil
             ctx.stats.h2StreamsOpen -= 1
             recycle(s)

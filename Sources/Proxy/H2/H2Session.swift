@@ -127,6 +127,13 @@ final class H2Session {
         if let raw, n > 0 { _ = nghttp2_session_consume(raw, stream, n) }
     }
 
+    /// `n` bytes of DATA that will never reach a backend (their stream is done or gone): the
+    /// connection window must still get them back, or it shrinks for good.
+    func discarded(stream: Int32, _ n: Int, streamOpen: Bool) {
+        guard let raw, n > 0 else { return }
+        if streamOpen { _ = nghttp2_session_consume(raw, stream, n) } else { _ = nghttp2_session_consume_connection(raw, n) }
+    }
+
     func reset(stream: Int32, code: UInt32) {
         if let raw { _ = nghttp2_submit_rst_stream(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream, code) }
     }

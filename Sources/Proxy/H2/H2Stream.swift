@@ -25,6 +25,8 @@ final class H2Stream: TimerNode, @unchecked Sendable {
     var closed = false
     /// A task runs the stream (from its complete head until it is done).
     var running = false
+    /// The task is done: request body bytes that still come are given back at once, not kept.
+    var discarding = false
     /// The backend connection in use, so a reset can cut its wait short.
     var upstream: UpstreamConnection?
     private var waiter: UnsafeContinuation<Bool, Never>?
@@ -50,6 +52,7 @@ final class H2Stream: TimerNode, @unchecked Sendable {
         responseEnded = false
         deferred = false
         closed = false
+        discarding = false
         upstream = nil
     }
 

@@ -14,6 +14,8 @@
                                     took: "fast F slow S"
   h2_peer.py stall PORT PATH        requests PATH and never grants window; prints "stalled RECEIVED"
                                     after 3 s with the connection still open
+  h2_peer.py discard PORT N         N streams each sending a 60 KB body no backend takes; prints
+                                    "sent N STATUS:COUNT..." or "stalled at stream I of N"
 Every wait is bounded (20 s).
 """
 import socket, sys, time
@@ -205,6 +207,38 @@ def stall(port, path):
     print(f"stalled {got}", flush=True)
 
 
+def discard(port, n):
+    """n streams each sending a 60 KiB body that no backend takes (the answer comes first): the
+    connection window must come back for all of them."""
+    s, c = connect(port)
+    events(s, c, lambda e: isinstance(e, h2.events.RemoteSettingsChanged), 5)
+    body = b"z" * 60000
+    statuses = {}
+    for i in range(n):
+        sid = 1 + 2 * i
+        c.send_headers(sid, request("/", "POST", [("content-length", str(len(body)))]))
+        sent = 0
+        end = time.monotonic() + 10
+        while sent < len(body):
+            room = min(c.local_flow_control_window(sid), c.max_outbound_frame_size, len(body) - sent)
+            if room > 0:
+                c.send_data(sid, body[sent:sent + room], end_stream=sent + room == len(body))
+                sent += room
+                s.sendall(c.data_to_send())
+                continue
+            if time.monotonic() > end:
+                print(f"stalled at stream {i} of {n}", flush=True)
+                return
+            for e in events(s, c, lambda e: isinstance(e, h2.events.WindowUpdated), 1):
+                if isinstance(e, h2.events.ResponseReceived):
+                    statuses[dict(e.headers)[":status"]] = statuses.get(dict(e.headers)[":status"], 0) + 1
+        # Its answer (and the stream's end), so streams do not pile up open on our side.
+        for e in events(s, c, lambda e: isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset)) and e.stream_id == sid, 5):
+            if isinstance(e, h2.events.ResponseReceived):
+                statuses[dict(e.headers)[":status"]] = statuses.get(dict(e.headers)[":status"], 0) + 1
+    print(f"sent {n} " + " ".join(f"{k}:{v}" for k, v in sorted(statuses.items())), flush=True)
+
+
 def main():
     mode, port, args = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     {"rapidreset": lambda: rapidreset(port, int(args[0])),
@@ -213,7 +247,8 @@ def main():
      "clmismatch": lambda: clmismatch(port),
      "pseudo": lambda: pseudo(port, args[0]),
      "mixed": lambda: mixed(port, args[0], args[1]),
-     "stall": lambda: stall(port, args[0])}[mode]()
+     "stall": lambda: stall(port, args[0]),
+     "discard": lambda: discard(port, int(args[0]))}[mode]()
 
 
 if __name__ == "__main__":
