@@ -106,8 +106,13 @@ func checkRequest(_ p: UnsafeRawBufferPointer, _ req: MessageHead, tls: Bool, su
                 "\(what()): request line changed to \"\(quoted(UnsafeRawBufferPointer(rebasing: o[0..<fwd.target.end])))\"")
         require(fwd.requestFraming == req.requestFraming, "\(what()): framing \(req.requestFraming) sent as \(fwd.requestFraming)")
         checkFraming(c, req.requestFraming, what())
-        // The one hop-by-hop field the proxy itself sends: Connection: close after an ambiguous request.
-        require(c.hopByHop == (req.ambiguous ? 1 : 0) && fwd.keepAlive == !req.ambiguous, "\(what()): hop-by-hop field sent")
+        // The hop-by-hop fields the proxy itself sends: Connection: close after an ambiguous request,
+        // or for an upgrade the backend may agree to, Connection: upgrade and the Upgrade lines as
+        // they came (and the backend then sees the same upgrade asked for).
+        let upgradeLines = req.headers.filter { $0.kind == .upgrade }.count
+        let expected = req.ambiguous ? 1 : req.wantsTunnel ? 1 + upgradeLines : 0
+        require(c.hopByHop == expected && fwd.keepAlive == !req.ambiguous && fwd.wantsTunnel == req.wantsTunnel,
+                "\(what()): hop-by-hop fields sent: \(c.hopByHop), expected \(expected)")
         checkNamedByConnection(req, p, fwd, o, what())
         require(c[.host] == 1 && c[.xForwardedFor] == 1 && c[.xForwardedProto] == 1 && c[.xForwardedHost] == (req.host == nil ? 0 : 1),
                 "\(what()): Host \(c[.host]), X-Forwarded-For \(c[.xForwardedFor]), -Proto \(c[.xForwardedProto]), -Host \(c[.xForwardedHost]) sent")

@@ -58,6 +58,17 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
     var h2: H2Connection?
     /// A task is running `run()`; the record is reused only once it has finished and closed.
     var taskRunning = false
+    /// Something else still reads the record (an HTTP/2 connection's stream tasks): it is reused
+    /// only once that lets go too.
+    private var pinned = false
+
+    func pin() { pinned = true }
+
+    func unpin() {
+        guard pinned else { return }
+        pinned = false
+        if closed && !taskRunning { ctx.recycle(self) }
+    }
     private(set) var closed = true
 
     /// A blank record; `start` gives it a connection. Records are allocated in batches and reused
@@ -134,7 +145,7 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
         }
         socket.close()
         ctx.stats.clientConnections -= 1
-        if !taskRunning { ctx.recycle(self) }
+        if !taskRunning && !pinned { ctx.recycle(self) }
     }
 
     // MARK: HTTP/2
@@ -219,7 +230,7 @@ final class ClientSession: ParkedHandler, HangupWatcher, @unchecked Sendable {
         defer {
             giveBack(&held)
             taskRunning = false
-            if closed { ctx.recycle(self) }
+            if closed && !pinned { ctx.recycle(self) }
         }
         if let t = tls, !t.isEstablished {
             setPhase(.reading)

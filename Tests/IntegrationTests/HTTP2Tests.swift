@@ -74,6 +74,23 @@ extension LoadTests {
             #expect(try eventually(3) { try gh.metric("gatehouse_http2_streams_open") == 0 && gh.metric("gatehouse_requests_in_flight") == 0 })
         }
 
+        @Test("SIGTERM: the connection gets a GOAWAY, its open stream (1.5 s) still gets its 200, then the process exits 0")
+        func drain() throws {
+            let backend = try DemoBackend()
+            let (gh, tls) = try Self.proxy(backend.port)
+            let curl = Process()
+            curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+            curl.arguments = ["-sk", "--http2", "-o", "/dev/null", "-w", "%{http_code}", "https://127.0.0.1:\(tls)/x?delay_ms=1500"]
+            let out = Pipe()
+            curl.standardOutput = out
+            try curl.run()
+            #expect(try eventually(3) { try gh.metric("gatehouse_http2_streams_open") == 1 })
+            gh.child.signal(SIGTERM)
+            curl.waitUntilExit()
+            #expect(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "200")
+            #expect(gh.child.waitExit(timeout: 10) == 0)
+        }
+
         @Test("a stream on a 2 s backend does not delay another on a 0 ms backend of the same connection")
         func concurrentStreams() throws {
             let backend = try DemoBackend()

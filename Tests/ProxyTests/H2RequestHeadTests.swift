@@ -40,6 +40,14 @@ struct H2RequestHeadTests {
         #expect(Self.make([(":method", "GET"), (":path", "/")]) == nil)
     }
 
+    @Test("only http and https schemes, and only an origin-form :path (or * for OPTIONS)")
+    func schemeAndPath() {
+        #expect(Self.make([(":method", "GET"), (":scheme", "x"), (":authority", "a"), (":path", "/")]) == nil)
+        #expect(Self.make([(":method", "GET"), (":scheme", "https"), (":authority", "a"), (":path", "http://other/p")]) == nil)
+        #expect(Self.make([(":method", "OPTIONS"), (":scheme", "https"), (":authority", "a"), (":path", "*")])?.0.hasPrefix("OPTIONS * HTTP/1.1\r\n") == true)
+        #expect(Self.make([(":method", "GET"), (":scheme", "https"), (":authority", "a"), (":path", "*")]) == nil)
+    }
+
     @Test(":protocol (extended CONNECT) is refused; a field list over the limit is flagged, not built partly")
     func limits() {
         #expect(Self.make(Self.base + [(":protocol", "websocket")]) == nil)

@@ -22,6 +22,11 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
     /// Inside nghttp2's mem_recv (its callbacks may not make it send): the flush waits for its end.
     private var receiving = false
     private var goingAway = false
+    private var lingering = false
+    private var goneAwayAt: UInt64 = 0
+    /// The last stream the GOAWAY said would be processed: later ones are refused, never forwarded
+    /// (the client may send them again elsewhere).
+    private var lastStreamID: Int32 = .max
     /// Protocol misbehaviour (invalid frames, empty DATA): 100 at once, or more than 10 a second
     /// for long, gets a GOAWAY.
     private var misbehaviour = LeakyBucket(limit: 100, perSecond: 10)
@@ -43,6 +48,7 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
         ctx.stats.h2ConnectionsOpen += 1
         ctx.stats.h2ConnectionsTotal += 1
         client.setPhase(.h2)
+        client.pin()  // stream tasks read it until the last one is done
         if let b = client.inbound.buffer, !b.isEmpty {
             receiving = true
             let ok = session.receive(b.readableBytes)
@@ -63,6 +69,10 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
     func parkedWritable(_ socket: Socket) { if outStart < out.count { writeOut() } }
 
     func parkedExpired(_ socket: Socket) {
+        if lingering { return finish() }
+        // Gone away and still not done by the hard stop (a client that does not read, streams
+        // whose head never ended): close.
+        if goingAway { return finish() }
         guard running == 0 else { return }
         let limit = served == 0 ? ctx.config.timeouts.clientHeader : ctx.config.timeouts.keepAlive
         if EventLoop.shared.now >= lastActivity + limit {
@@ -75,6 +85,7 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
     /// Reads what arrived and hands it to nghttp2, then writes what it has to send.
     func pump() {
         guard !ended else { return }
+        if lingering { return discardInput() }
         do throws(IOError) {
             while client.mayReceive {
                 let b = client.inbound.held()
@@ -146,8 +157,39 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
             return finishLater()
         }
         if outStart == out.count && out.capacity > Self.gatherLimit * 2 { out = [] }
-        if !session.isAlive && outStart == out.count { return finishLater() }
+        if !session.isAlive && outStart == out.count { return linger() }
         park()
+    }
+
+    /// The session is over (its GOAWAY went out): our FIN, then what the client still sends is read
+    /// and dropped for a moment before the close, so a close with unread bytes (a reset) does not
+    /// destroy the GOAWAY before the client reads it (as HTTP/1.1's lingering close).
+    private func linger() {
+        guard !lingering else { return }
+        flushing = false
+        lingering = true
+        client.tls?.shutdown()
+        client.socket.shutdownWrite()
+        client.socket.parked = self
+        client.socket.setDeadline(EventLoop.shared.now + 1_000_000_000)
+        discardInput()
+    }
+
+    /// Lingering: reads and drops; the client's FIN (or an error) ends it.
+    private func discardInput() {
+        do throws(IOError) {
+            while client.mayReceive {
+                let b = client.inbound.held()
+                b.clear()
+                guard let n = try client.receiveNow(into: b.tail) else { break }
+                if n == 0 { break }
+            }
+            client.inbound.release()
+            if client.socket.peerClosed { finish() }
+        } catch {
+            client.inbound.release()
+            finish()
+        }
     }
 
     static let gatherLimit = 32 * 1024
@@ -160,17 +202,24 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
 
     private func park() {
         client.socket.parked = self
+        if goingAway {
+            // The streams open have `drain` to finish, the GOAWAY `client_send` to go out.
+            client.socket.setDeadline(goneAwayAt + (running > 0 ? ctx.config.timeouts.drain : ctx.config.timeouts.clientSend))
+            return
+        }
         let limit = served == 0 ? ctx.config.timeouts.clientHeader : ctx.config.timeouts.keepAlive
         client.socket.setDeadline(running == 0 ? lastActivity + limit : 0)
     }
 
-    /// A GOAWAY: no new streams; the connection closes when those open are done.
+    /// A GOAWAY: no new streams; the connection closes once it is sent and the streams open are
+    /// done (`writeOut` sees the session over), or at the hard stop (`park`).
     func goAway(code: UInt32) {
         guard !goingAway, !ended else { return }
         goingAway = true
-        session.goAway(code: code)
+        goneAwayAt = EventLoop.shared.now
+        lastStreamID = session.goAway(code: code)
+        park()
         flush()
-        if streams.isEmpty { finish() }
     }
 
     /// Draining: a GOAWAY now, the close once the open streams are done.
@@ -186,6 +235,7 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
         streams.removeAll()
         out = []
         client.close()
+        if running == 0 { client.unpin() }
     }
 
     var isIdle: Bool { streams.isEmpty }
@@ -207,13 +257,14 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
             ctx.stats.h2StreamsOpen -= 1
             recycle(s)
         }
-        if goingAway && streams.isEmpty { return finish() }
+        if ended && running == 0 { client.unpin() }
         flush()
     }
 
     // MARK: H2SessionDelegate
 
     func h2Begin(stream: Int32) {
+        guard !ended else { return }
         let s: H2Stream
         if let spare = ctx.h2SpareStreams.popLast() {
             spare.reuse(id: stream, conn: self)
@@ -231,7 +282,14 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
     }
 
     func h2HeadDone(stream: Int32, ended: Bool) {
-        guard let s = streams[stream], !s.running else { return }
+        guard !self.ended, let s = streams[stream], !s.running else { return }
+        // After a GOAWAY's last stream, or with as many tasks running as streams may be open (a
+        // client can make nghttp2 close streams at once, "MadeYouReset", while their tasks and
+        // backend requests go on): refused, never forwarded.
+        if stream > lastStreamID || running >= ctx.config.limits.h2MaxConcurrentStreams {
+            session.reset(stream: stream, code: UInt32(NGHTTP2_REFUSED_STREAM.rawValue))
+            return
+        }
         s.requestEnded = ended
         s.running = true
         running += 1

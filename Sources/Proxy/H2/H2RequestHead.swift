@@ -16,6 +16,7 @@ public struct H2RequestHead: Sendable {
     private var fields: [UInt8] = []
     private var cookies: [UInt8] = []
     public private(set) var hasContentLength = false
+    private var otherScheme = false
     /// Bytes of the field list so far, counted as SETTINGS_MAX_HEADER_LIST_SIZE counts them
     /// (name, value and 32 per field).
     public private(set) var listSize = 0
@@ -36,6 +37,7 @@ public struct H2RequestHead: Sendable {
         fields.removeAll(keepingCapacity: true)
         cookies.removeAll(keepingCapacity: true)
         hasContentLength = false
+        otherScheme = false
         listSize = 0
         tooLarge = false
     }
@@ -69,7 +71,12 @@ public struct H2RequestHead: Sendable {
         if Self.equals(name, ":method") { method.append(contentsOf: value) }
         else if Self.equals(name, ":path") { path.append(contentsOf: value) }
         else if Self.equals(name, ":authority") { authority.append(contentsOf: value) }
-        else if Self.equals(name, ":scheme") { return true }  // the proxy says how the client came (X-Forwarded-Proto)
+        else if Self.equals(name, ":scheme") {
+            // Only http and https: with another scheme nghttp2 lets any :path through, and an
+            // absolute-form one would name a host past the :authority check. (The proxy says how
+            // the client came in X-Forwarded-Proto.)
+            otherScheme = !(Self.equals(value, "https") || Self.equals(value, "http"))
+        }
         else { return false }  // :protocol (extended CONNECT) is not offered
         return true
     }
@@ -85,7 +92,10 @@ public struct H2RequestHead: Sendable {
     /// Writes the head into `out`, given whether a body follows: its length, and whether the body
     /// goes chunked.
     public func write(into out: UnsafeMutableRawBufferPointer, bodyFollows: Bool) -> Result<(count: Int, chunked: Bool), Refusal> {
-        guard !method.isEmpty, !path.isEmpty else { return .failure(.malformed) }
+        guard !method.isEmpty, !path.isEmpty, !otherScheme else { return .failure(.malformed) }
+        // Origin form, or `*` for OPTIONS (RFC 9113 §8.3.1): never a form that names a host.
+        let isOptions = method.count == 7 && method.elementsEqual("OPTIONS".utf8)
+        guard path[0] == UInt8(ascii: "/") || (isOptions && path.count == 1 && path[0] == UInt8(ascii: "*")) else { return .failure(.malformed) }
         let hostValue = authority.isEmpty ? host : authority
         guard !hostValue.isEmpty else { return .failure(.malformed) }
         // RFC 9113 §8.3.1: a Host naming another entity than :authority makes the request malformed.

@@ -138,10 +138,13 @@ final class H2Session {
         if let raw { _ = nghttp2_submit_rst_stream(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream, code) }
     }
 
-    /// A GOAWAY with `code`: no new streams; the session ends once those open are done.
-    func goAway(code: UInt32) {
-        guard let raw else { return }
-        _ = nghttp2_submit_goaway(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(raw), code, nil, 0)
+    /// A GOAWAY with `code`: no new streams; the session ends once those open are done. Returns
+    /// the last stream it says will be processed.
+    func goAway(code: UInt32) -> Int32 {
+        guard let raw else { return 0 }
+        let last = nghttp2_session_get_last_proc_stream_id(raw)
+        _ = nghttp2_submit_goaway(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, code, nil, 0)
+        return last
     }
 
     // MARK: Callbacks

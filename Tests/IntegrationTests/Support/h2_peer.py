@@ -56,8 +56,11 @@ def events(s, c, until, deadline=20.0):
             break
         try:
             evs = c.receive_data(data)
-        except h2.exceptions.ProtocolError:
+        except h2.exceptions.ProtocolError as e:
+            # The library gives up on frames it does not expect (e.g. after its own resets); the
+            # GOAWAY may still be in what it read.
             seen.append("protocol error")
+            seen += goaway_frames(data)
             break
         out = c.data_to_send()
         if out:
@@ -71,7 +74,26 @@ def events(s, c, until, deadline=20.0):
     return seen
 
 
+class RawGoAway:
+    def __init__(self, code):
+        self.code = code
+
+
+def goaway_frames(data):
+    """GOAWAY frames found by walking the raw frames in `data` (from its start)."""
+    out, i = [], 0
+    while i + 9 <= len(data):
+        length = int.from_bytes(data[i:i + 3], "big")
+        if data[i + 3] == 0x7 and i + 9 + 8 <= len(data):
+            out.append(RawGoAway(int.from_bytes(data[i + 13:i + 17], "big")))
+        i += 9 + length
+    return out
+
+
 def goaway(seen):
+    for e in seen:
+        if isinstance(e, RawGoAway):
+            return f"goaway {e.code}"
     for e in seen:
         if isinstance(e, h2.events.ConnectionTerminated):
             return f"goaway {e.error_code.value if hasattr(e.error_code, 'value') else e.error_code}"
