@@ -36,6 +36,7 @@ final class ProxyMetrics: @unchecked Sendable {
     private let h2StreamsTotal: MirroredCounter
     private let h2Misbehaviour: MirroredCounter
     private let h2GoAways: [MirroredCounter]
+    private let byProtocol: [MirroredCounter]
     private let accessLines: MirroredCounter
     private let accessDropped: MirroredCounter
     private let iterations: MirroredCounter
@@ -117,6 +118,9 @@ final class ProxyMetrics: @unchecked Sendable {
         h2StreamsOpen = r.gauge("gatehouse_http2_streams_open", "HTTP/2 request streams open.")
         h2StreamsTotal = r.counter("gatehouse_http2_streams_total", "HTTP/2 request streams opened (each one request).")
         h2Misbehaviour = r.counter("gatehouse_http2_misbehaviour_total", "Invalid frames and empty DATA frames from HTTP/2 clients (100 at once, or over 10 a second for long, on one connection get it a GOAWAY).")
+        byProtocol = ["HTTP/1.1", "HTTP/2"].map {
+            r.counter("gatehouse_requests_by_protocol_total", "Requests answered (as gatehouse_requests_total counts them), by the protocol the client spoke (HTTP/1.1 includes 1.0).", [("protocol", $0)])
+        }
         h2GoAways = ProxyStats.GoAwayReason.allCases.map {
             r.counter("gatehouse_http2_goaways_sent_total", "GOAWAY frames sent to HTTP/2 clients, by error code.", [("reason", $0.label)])
         }
@@ -266,6 +270,9 @@ final class ProxyMetrics: @unchecked Sendable {
         h2StreamsOpen.set(Double(st.h2StreamsOpen))
         h2StreamsTotal.set(total: st.h2StreamsTotal)
         h2Misbehaviour.set(total: st.h2Misbehaviour)
+        let answered = groups.reduce(0) { sum, g in sum + (0..<6).reduce(0) { $0 + g.requestsByClass[$1] } }
+        byProtocol[0].set(total: answered - st.h2RequestsTotal)
+        byProtocol[1].set(total: st.h2RequestsTotal)
         for r in ProxyStats.GoAwayReason.allCases { h2GoAways[r.rawValue].set(total: st.h2GoAwaysSent[r.rawValue]) }
         accessLines.set(total: ctx.accessLog?.ring.lines ?? 0)
         accessDropped.set(total: ctx.accessLog?.ring.dropped ?? 0)

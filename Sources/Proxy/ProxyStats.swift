@@ -51,6 +51,9 @@ public final class ProxyStats {
     public var h2ConnectionsTotal = 0
     public var h2StreamsOpen = 0
     public var h2StreamsTotal = 0
+    /// Requests over HTTP/2 answered (counted as `gatehouse_requests_total` counts; the rest of
+    /// that total came over HTTP/1.x).
+    public var h2RequestsTotal = 0
     /// Protocol misbehaviour seen on HTTP/2 connections (invalid frames, empty DATA).
     public var h2Misbehaviour = 0
     /// GOAWAY frames sent, by `GoAwayReason`.

@@ -43,6 +43,8 @@ extension LoadTests {
             let post = try sh("head -c 300000 /dev/urandom > /tmp/gh-h2-body && curl -s --http2-prior-knowledge 'http://127.0.0.1:\(gh.port)/x?echo=1' --data-binary @/tmp/gh-h2-body -o /dev/null -w '%{http_code} %{size_upload}'").output
             #expect(post == "200 300000")
             #expect(try gh.metric("gatehouse_http2_connections_total") == 5)  // curl runs over HTTP/2: five
+            #expect(try gh.metric("gatehouse_requests_by_protocol_total{protocol=\"HTTP/2\"}") == 5)
+            #expect(try gh.metric("gatehouse_requests_by_protocol_total{protocol=\"HTTP/1.1\"}") == 1)
             #expect(try eventually(3) { try gh.metric("gatehouse_http2_streams_open") == 0 && gh.metric("gatehouse_http2_connections_open") == 0 })
         }
 
