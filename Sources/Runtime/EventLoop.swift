@@ -125,7 +125,11 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
             let start = monotonicNanos()
             now = start
             runJobs()
-            timers.fire(now: monotonicNanos())
+            // Handlers read `now`: it must be the time the timers are fired at, or one that
+            // re-arms at a deadline `now` has not reached yet (but the firing time has) is fired
+            // again at once, forever.
+            now = monotonicNanos()
+            timers.fire(now: now)
             for hook in turnHooks { hook() }
             runJobs()
             while !atTurnEnd.isEmpty {
