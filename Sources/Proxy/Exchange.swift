@@ -47,7 +47,7 @@ extension ClientSession {
     }
 
     /// The client's address, copied into the workspace for X-Forwarded-For.
-    private func peerBytes(_ ws: Workspace) -> UnsafeRawBufferPointer {
+    func peerBytes(_ ws: Workspace) -> UnsafeRawBufferPointer {
         var len = 0
         var text = peer
         text.withUTF8 { u in
@@ -59,7 +59,7 @@ extension ClientSession {
 
     /// What the proxy vouches for about the client. The subject header's name and line are copied
     /// into the workspace's staging buffer (name first, line at 4 KiB), free until the response.
-    private func clientFacts(_ ws: Workspace) -> HeadRewriter.ClientFacts {
+    func clientFacts(_ ws: Workspace) -> HeadRewriter.ClientFacts {
         var facts = HeadRewriter.ClientFacts(tls: tls != nil)
         if ws.requestIDLength > 0 { facts.requestIDLine = UnsafeRawBufferPointer(rebasing: ws.requestIDLine[0..<ws.requestIDLength]) }
         guard let name = subjectHeaderName else { return facts }

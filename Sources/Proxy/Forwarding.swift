@@ -75,9 +75,10 @@ extension ClientSession {
         stats.requestsInFlight += 1
         defer { stats.requestsInFlight -= 1 }
         let started = EventLoop.shared.now
-        beginAccess(ws)
+        let headBytes = UnsafeRawPointer(inbound.buffer!.base + inbound.buffer!.readIndex)
+        beginAccess(ws, head: headBytes, versionMinor: ws.request.head.versionMinor)
         // Before admitting: a request refused there is logged with its id too.
-        assignRequestID(ws)
+        assignRequestID(ws, head: headBytes)
         var plan: RequestPlan
         switch admit(ws) {
         case .success(let p): plan = p
@@ -150,14 +151,14 @@ extension ClientSession {
         }
     }
 
-    /// The request's X-Request-ID line, made once so every attempt and every log line share it.
-    private func assignRequestID(_ ws: Workspace) {
+    /// The request's X-Request-ID line, made once so every attempt and every log line share it;
+    /// `head`: where the bytes of `ws.request`'s head are (an HTTP/2 stream's are not in `inbound`).
+    func assignRequestID(_ ws: Workspace, head p: UnsafeRawPointer) {
         guard ctx.config.requestID else {
             ws.requestIDLength = 0
             return
         }
-        let inb = inbound.buffer!
-        let p = UnsafeRawPointer(inb.base + inb.readIndex), line = ws.requestIDLine
+        let line = ws.requestIDLine
         let n = ws.request.lendHead { RequestID.line(into: line, head: $0, bytes: p, source: &ctx.requestIDs) }
         ws.requestIDLength = n
     }
@@ -167,7 +168,9 @@ extension ClientSession {
     private func admit(_ ws: Workspace) -> Result<RequestPlan, HTTPError> {
         let inb = inbound.buffer!
         let afterHead = inb.readIndex + ws.request.head.end
-        if spoofsClientSubject(ws, inb) { return .failure(.badRequest("client subject header named by Connection or spelled alike")) }
+        if spoofsClientSubject(ws, head: UnsafeRawPointer(inb.base + inb.readIndex)) {
+            return .failure(.badRequest("client subject header named by Connection or spelled alike"))
+        }
         if ctx.config.limits.maxBodyBytes > 0, let n = ws.request.head.contentLength, n > ctx.config.limits.maxBodyBytes {
             return .failure(.bodyTooLarge)
         }
@@ -187,11 +190,9 @@ extension ClientSession {
 
     /// Whether the request names the client-certificate subject header (which only the proxy
     /// sets) in its Connection header, or sends a lookalike spelling of it.
-    private func spoofsClientSubject(_ ws: Workspace, _ inb: IOBuffer) -> Bool {
+    func spoofsClientSubject(_ ws: Workspace, head p: UnsafeRawPointer) -> Bool {
         guard let name = subjectHeaderName else { return false }
-        return name.withUnsafeBytes {
-            HeadRewriter.spoofsClientSubject(UnsafeRawPointer(inb.base + inb.readIndex), ws.request.head, $0)
-        }
+        return name.withUnsafeBytes { HeadRewriter.spoofsClientSubject(p, ws.request.head, $0) }
     }
 
     /// A failure from acquiring, with the server it happened on (for a connect error).

@@ -63,6 +63,23 @@ extension LoadTests {
             #expect(lines.contains { $0.method == nil && $0.status == 431 })
         }
 
+        @Test("the client-certificate subject header is only ever the proxy's over HTTP/2 too (TLS and h2c); a lookalike is refused")
+        func clientSubject() throws {
+            let backend = try DemoBackend()
+            let d = TLSFixture.dir
+            let gh = try GatehouseProcess(config: TLSFixture.config(backend: backend.port, tlsExtra: "verify_client on; client_ca \(d)ca.pem;")
+                .replacingOccurrences(of: "proxy_pass b;\n    tls {", with: "proxy_pass b;\n    http2 on;\n    tls {")
+                + "\nserver {\n    listen 127.0.0.1:0;\n    proxy_pass b;\n    http2 on;\n}\n")
+            let plain = boundPort(try gh.child.waitForLine(containing: "proxy listening on"))
+            let url = "https://127.0.0.1:\(gh.port)/x?echo=1"
+            let ok = try sh("curl -sk --http2 --cert \(d)alice.pem --key \(d)alice.key -H 'X-Client-Subject: CN=forged' -w '\\n%{http_version}' '\(url)'").output
+            #expect(ok.hasSuffix("\n2") && ok.lowercased().contains("x-client-subject: o=gatehouse tests,cn=alice") && !ok.contains("forged"), "\(ok)")
+            let lookalike = try sh("curl -sk --http2 -o /dev/null -w '%{http_code}' --cert \(d)alice.pem --key \(d)alice.key -H 'X_Client_Subject: CN=forged' '\(url)'").output
+            #expect(lookalike == "400")
+            let h2c = try sh("curl -s --http2-prior-knowledge -H 'X-Client-Subject: CN=admin' 'http://127.0.0.1:\(plain)/x?echo=1'").output
+            #expect(h2c.contains("GET /x?echo=1 HTTP/1.1") && !h2c.lowercased().contains("cn=admin"), "\(h2c)")
+        }
+
         @Test("h2load: 10 connections x 100 concurrent streams through a 50 ms backend, every request answered")
         func h2load() throws {
             let backend = try DemoBackend()

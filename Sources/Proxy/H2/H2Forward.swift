@@ -24,7 +24,7 @@ struct H2Forward {
         let head = ctx.clientBuffers.take()
         ws.access.clear()
         let status = await forward(ws, head)
-        logAccess(ws, status: status, started: started)
+        client.logAccess(ws, status: status, started: started, bytesSent: stream.bytesOut)
         ctx.clientBuffers.give(head)
         ctx.giveWorkspace(ws)
         stats.requestsInFlight -= 1
@@ -106,17 +106,12 @@ struct H2Forward {
         case .error(let e): return e.status
         case .needMore: return 400
         }
-        if ctx.accessLog != nil {
-            let p = UnsafeRawPointer(head.base), m = ws.request.head.method, t = ws.request.head.target
-            ws.access.begin(method: UnsafeRawBufferPointer(start: p + m.start, count: m.count),
-                            target: UnsafeRawBufferPointer(start: p + t.start, count: t.count), versionMinor: AccessRecord.http2)
-        }
-        if ctx.config.requestID {
-            let p = UnsafeRawPointer(head.base), line = ws.requestIDLine
-            ws.requestIDLength = ws.request.lendHead { RequestID.line(into: line, head: $0, bytes: p, source: &ctx.requestIDs) }
-        } else {
-            ws.requestIDLength = 0
-        }
+        // From here as an HTTP/1.1 request's: logged with its id, refused if it names the
+        // client-certificate subject header (only the proxy says who the client is).
+        let p = UnsafeRawPointer(head.base)
+        client.beginAccess(ws, head: p, versionMinor: AccessRecord.http2)
+        client.assignRequestID(ws, head: p)
+        if client.spoofsClientSubject(ws, head: p) { return 400 }
         return nil
     }
 
@@ -135,9 +130,7 @@ struct H2Forward {
     @LoopActor
     private func sendHead(_ ws: Workspace, _ head: IOBuffer, _ c: UpstreamConnection) async throws(ExchangeFailure) {
         ws.iov.reset()
-        var facts = HeadRewriter.ClientFacts(tls: client.tls != nil)
-        if ws.requestIDLength > 0 { facts.requestIDLine = UnsafeRawBufferPointer(rebasing: ws.requestIDLine[0..<ws.requestIDLength]) }
-        let peer = peerBytes(ws), iov = ws.iov, p = UnsafeRawPointer(head.base), hostLine = c.server.hostLine
+        let facts = client.clientFacts(ws), peer = client.peerBytes(ws), iov = ws.iov, p = UnsafeRawPointer(head.base), hostLine = c.server.hostLine
         ws.request.lendHead { HeadRewriter.request(iov, p, $0, peer: peer, hostLine: hostLine, client: facts) }
         do throws(IOError) {
             if try !c.sendNow(ws.iov) {
@@ -146,17 +139,6 @@ struct H2Forward {
         } catch {
             throw ExchangeFailure(stream.closed ? .clientGone : .send(error), requestSent: ws.iov.written > 0)
         }
-    }
-
-    /// The client's address, for X-Forwarded-For.
-    private func peerBytes(_ ws: Workspace) -> UnsafeRawBufferPointer {
-        var text = client.peer
-        let n = text.withUTF8 { u in
-            let n = min(u.count, ws.scratch.count)
-            ws.scratch.copyMemory(from: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(u)[0..<n]))
-            return n
-        }
-        return UnsafeRawBufferPointer(rebasing: ws.scratch[0..<n])
     }
 
     /// The request body as the client sends it (chunked when it gave no content-length); the
@@ -312,24 +294,6 @@ struct H2Forward {
 
     private func truncated(_ e: IOError?) -> ExchangeFailure {
         ExchangeFailure(stream.closed ? .clientGone : .truncated(e), requestSent: true, responseStarted: true)
-    }
-
-    // MARK: The access log
-
-    /// The stream's line: its request as the backend saw its line, protocol HTTP/2.0, and the
-    /// response body bytes queued for the client.
-    private func logAccess(_ ws: Workspace, status: Int, started: UInt64) {
-        guard let log = ctx.accessLog else { return }
-        var e = AccessEntry(client: client.peer)
-        e.status = status
-        e.bytesSent = stream.bytesOut
-        e.duration = EventLoop.shared.now &- started
-        e.tls = client.tls?.version
-        ws.access.fill(&e)
-        if ws.requestIDLength > 0 {
-            e.requestID = UnsafeRawBufferPointer(rebasing: ws.requestIDLine[RequestID.prefix.count..<(ws.requestIDLength - 2)])
-        }
-        log.write(e)
     }
 
     // MARK: Failures
