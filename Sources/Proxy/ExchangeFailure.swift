@@ -101,3 +101,38 @@ struct ExchangeFailure: Error {
         }
     }
 }
+
+extension ExchangeFailure {
+    /// What the stale keep-alive race looks like (the server closed a pooled connection as it was
+    /// reused): the request could not be sent, or the connection closed before any answer.
+    var mayBeStaleRace: Bool {
+        switch cause {
+        case .send, .closedBeforeHead: return true
+        default: return false
+        }
+    }
+
+    /// No connection could be had (nothing was sent): the queue was full or timed out, the client
+    /// left while waiting, or connecting failed.
+    init(_ e: AcquireFailure) {
+        switch e {
+        case .cancelled: self.init(.clientGone, requestSent: false)
+        case .queueFull: self.init(.queueFull, requestSent: false)
+        case .queueTimeout: self.init(.queueTimeout, requestSent: false)
+        case .connect(let io, _): self.init(.connect(io), requestSent: false)
+        }
+    }
+}
+
+extension ProxyStats {
+    /// A request that failed for good, counted: the timeout that fired, a response cut short, or
+    /// a client that left.
+    func count(_ f: ExchangeFailure) {
+        if let t = f.timeout { timedOut(t) }
+        switch f.cause {
+        case .truncated: truncatedResponsesTotal += 1
+        case .clientGone: clientAbortsTotal += 1
+        default: break
+        }
+    }
+}

@@ -209,12 +209,9 @@ extension ClientSession {
             defer { queuedWaiter = nil }
             return .success(try await group.acquire(excluding: a.excluded, fresh: a.fresh, verify: !replayable, queued: { queuedWaiter = $0 }))
         } catch {
-            switch error {
-            case .cancelled: return .failure(TaggedFailure(failure: ExchangeFailure(.clientGone, requestSent: false), server: nil))
-            case .queueFull: return .failure(TaggedFailure(failure: ExchangeFailure(.queueFull, requestSent: false), server: nil))
-            case .queueTimeout: return .failure(TaggedFailure(failure: ExchangeFailure(.queueTimeout, requestSent: false), server: nil))
-            case .connect(let e, let s): return .failure(TaggedFailure(failure: ExchangeFailure(.connect(e), requestSent: false), server: s))
-            }
+            var server: UpstreamServer?
+            if case .connect(_, let s) = error { server = s }
+            return .failure(TaggedFailure(failure: ExchangeFailure(error), server: server))
         }
     }
 
@@ -237,16 +234,11 @@ extension ClientSession {
     private func retry(after t: TaggedFailure, reused: Bool, _ plan: RequestPlan, _ a: inout Attempts) -> Bool {
         let f = t.failure
         guard plan.bodyDone, !clientHungUp, f.retrySafe(idempotent: plan.idempotent) else { return false }
-        switch f.cause {
-        case .send, .closedBeforeHead:
-            if reused && !a.staleRetried {
-                a.staleRetried = true
-                a.fresh = true
-                ctx.stats.staleRetriesTotal += 1
-                return true
-            }
-        default:
-            break
+        if f.mayBeStaleRace && reused && !a.staleRetried {
+            a.staleRetried = true
+            a.fresh = true
+            ctx.stats.staleRetriesTotal += 1
+            return true
         }
         // A backend that did not answer in time, with nothing of its answer seen, is left for
         // another server when the request is idempotent (nginx's `proxy_next_upstream timeout`).
@@ -264,12 +256,7 @@ extension ClientSession {
     /// the fault was not the client's).
     nonisolated(nonsending)
     private func conclude(_ f: ExchangeFailure, plan: RequestPlan?, _ ws: Workspace, started: UInt64) async -> Bool {
-        if let t = f.timeout { ctx.stats.timedOut(t) }
-        switch f.cause {
-        case .truncated: ctx.stats.truncatedResponsesTotal += 1
-        case .clientGone: ctx.stats.clientAbortsTotal += 1
-        default: break
-        }
+        ctx.stats.count(f)
         if f.responseStarted || f.cause == .clientGone {
             finish(f.status, started, ws)
             return false

@@ -51,7 +51,7 @@ struct H2Forward {
                 do {
                     lease = try await group.acquire(excluding: nil, fresh: fresh, verify: !replayable)
                 } catch {
-                    return fail(Self.failure(error), reused: false)
+                    return fail(ExchangeFailure(error))
                 }
             }
             let c = lease.conn
@@ -71,18 +71,14 @@ struct H2Forward {
                 stream.upstream = nil
                 group.release(c, reusable: false)
                 // The stale keep-alive race: once more on a fresh connection, when that is safe.
-                if lease.reused && !fresh && replayable && !stream.closed, case .send = error.cause {
+                if error.mayBeStaleRace && lease.reused && !fresh && replayable && !stream.closed {
                     fresh = true
                     ws.access.retries += 1
-                    continue
-                }
-                if lease.reused && !fresh && replayable && !stream.closed, case .closedBeforeHead = error.cause {
-                    fresh = true
-                    ws.access.retries += 1
+                    ctx.stats.staleRetriesTotal += 1
                     continue
                 }
                 if error.countsAgainstServer { group.failed(c.server) }
-                return fail(error, reused: lease.reused)
+                return fail(error)
             }
         }
     }
@@ -298,23 +294,9 @@ struct H2Forward {
 
     // MARK: Failures
 
-    private static func failure(_ e: AcquireFailure) -> ExchangeFailure {
-        switch e {
-        case .cancelled: return ExchangeFailure(.clientGone, requestSent: false)
-        case .queueFull: return ExchangeFailure(.queueFull, requestSent: false)
-        case .queueTimeout: return ExchangeFailure(.queueTimeout, requestSent: false)
-        case .connect(let io, _): return ExchangeFailure(.connect(io), requestSent: false)
-        }
-    }
-
     /// Counts the failure and tells the client: an error response when none started, else a reset.
-    private func fail(_ f: ExchangeFailure, reused: Bool) -> Int {
-        if let t = f.timeout { ctx.stats.timedOut(t) }
-        switch f.cause {
-        case .truncated: ctx.stats.truncatedResponsesTotal += 1
-        case .clientGone: ctx.stats.clientAbortsTotal += 1
-        default: break
-        }
+    private func fail(_ f: ExchangeFailure) -> Int {
+        ctx.stats.count(f)
         if f.cause == .clientGone || stream.closed { return f.status }
         if f.responseStarted {
             conn.session.reset(stream: stream.id, code: UInt32(NGHTTP2_INTERNAL_ERROR.rawValue))
