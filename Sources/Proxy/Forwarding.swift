@@ -276,9 +276,15 @@ extension ClientSession {
 
     /// The request is over: counted by status class, timed, and logged.
     func finish(_ status: Int, _ started: UInt64, _ ws: Workspace) {
-        let cls = min(max(status / 100, 0), 5)
-        group.requestsByClass[cls] += 1
-        ctx.onRequestDone(groupIndex, status, EventLoop.shared.now - started)
+        countRequest(status, started)
         logAccess(ws, status: status, started: started)
+    }
+
+    /// A request of this connection answered with `status`, begun at `started`: counted by status
+    /// class and timed (an HTTP/2 stream's too).
+    @inline(__always)
+    func countRequest(_ status: Int, _ started: UInt64) {
+        group.requestsByClass[min(max(status / 100, 0), 5)] += 1
+        ctx.onRequestDone(groupIndex, status, EventLoop.shared.now &- started)
     }
 }

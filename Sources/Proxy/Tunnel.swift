@@ -186,26 +186,3 @@ final class Tunnel: ParkedHandler, @unchecked Sendable {
         client.close()
     }
 }
-
-extension StreamEnd {
-    /// Whether a read might find bytes now: epoll reported some since the last short read, or
-    /// OpenSSL holds some, or its last read waits for room to write.
-    var mayReceive: Bool {
-        guard let t = tls else { return socket.mayRead }
-        return socket.mayRead || t.hasPendingBytes || t.readWantsWrite
-    }
-
-    /// Reads what is there now, without waiting: bytes, 0 at the peer's end, nil when it would block.
-    func receiveNow(into: UnsafeMutableRawBufferPointer) throws(IOError) -> Int? {
-        let n = if let t = tls { try t.readNow(into: into) } else { try socket.readNow(into) }
-        if let n { Traffic.received(n, client: Self.isClient) }
-        return n
-    }
-
-    /// Ends this side's direction (half-close): over TLS a close_notify (best effort: should the
-    /// socket be full it stays in OpenSSL), then a FIN either way.
-    func shutdownWrite() {
-        tls?.shutdown()
-        socket.shutdownWrite()
-    }
-}

@@ -56,8 +56,10 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
             b.readIndex = b.writeIndex
             client.inbound.releaseIfEmpty()
             if !ok {
-                flush()
-                return finish()
+                // The GOAWAY nghttp2 queued goes out at the turn's end; the session is then over
+                // and `writeOut` lingers and closes (closing here would drop it).
+                park()
+                return flush()
             }
         }
         pump()
@@ -74,8 +76,7 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
         // whose head never ended): close.
         if goingAway { return finish() }
         guard running == 0 else { return }
-        let limit = served == 0 ? ctx.config.timeouts.clientHeader : ctx.config.timeouts.keepAlive
-        if EventLoop.shared.now >= lastActivity + limit {
+        if EventLoop.shared.now >= lastActivity + idleLimit {
             goAway(code: UInt32(NGHTTP2_NO_ERROR.rawValue))
         } else {
             park()
@@ -88,16 +89,14 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
         if lingering { return discardInput() }
         do throws(IOError) {
             while client.mayReceive {
-                let b = client.inbound.held()
-                b.clear()
-                guard let n = try client.receiveNow(into: b.tail) else { break }
-                if n == 0 {
-                    client.inbound.releaseIfEmpty()
+                guard let bytes = try readOnce() else { break }
+                if bytes.isEmpty {
+                    client.inbound.release()
                     return finish()
                 }
                 lastActivity = EventLoop.shared.now
                 receiving = true
-                let ok = session.receive(UnsafeRawBufferPointer(start: b.base, count: n))
+                let ok = session.receive(bytes)
                 receiving = false
                 if ended { return client.inbound.release() }
                 if !ok { break }
@@ -136,7 +135,7 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
                     out.removeAll(keepingCapacity: true)
                     outStart = 0
                     while out.count < Self.gatherLimit {
-                        guard let chunk = session.output() else { return finishLater() }
+                        guard let chunk = session.output() else { return finish() }
                         if chunk.isEmpty { break }
                         out += chunk
                     }
@@ -154,7 +153,7 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
                 if n == 0 { break }
             }
         } catch {
-            return finishLater()
+            return finish()
         }
         if outStart == out.count && out.capacity > Self.gatherLimit * 2 { out = [] }
         if !session.isAlive && outStart == out.count { return linger() }
@@ -166,7 +165,6 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
     /// destroy the GOAWAY before the client reads it (as HTTP/1.1's lingering close).
     private func linger() {
         guard !lingering else { return }
-        flushing = false
         lingering = true
         client.tls?.shutdown()
         client.socket.shutdownWrite()
@@ -178,12 +176,7 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
     /// Lingering: reads and drops; the client's FIN (or an error) ends it.
     private func discardInput() {
         do throws(IOError) {
-            while client.mayReceive {
-                let b = client.inbound.held()
-                b.clear()
-                guard let n = try client.receiveNow(into: b.tail) else { break }
-                if n == 0 { break }
-            }
+            while client.mayReceive, let bytes = try readOnce(), !bytes.isEmpty {}
             client.inbound.release()
             if client.socket.peerClosed { finish() }
         } catch {
@@ -194,11 +187,18 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
 
     static let gatherLimit = 32 * 1024
 
-    /// Ends the connection once the current call is out of nghttp2's and the socket's way.
-    private func finishLater() {
-        flushing = false
-        finish()
+    /// One read into the inbound buffer: the bytes (empty at the client's end), or nil when
+    /// nothing is there.
+    private func readOnce() throws(IOError) -> UnsafeRawBufferPointer? {
+        let b = client.inbound.held()
+        b.clear()
+        guard let n = try client.receiveNow(into: b.tail) else { return nil }
+        return UnsafeRawBufferPointer(start: b.base, count: n)
     }
+
+    /// How long the connection may sit with no stream running: `client_header` before its first
+    /// request, `keepalive` after.
+    private var idleLimit: UInt64 { served == 0 ? ctx.config.timeouts.clientHeader : ctx.config.timeouts.keepAlive }
 
     private func park() {
         client.socket.parked = self
@@ -207,8 +207,7 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
             client.socket.setDeadline(goneAwayAt + (running > 0 ? ctx.config.timeouts.drain : ctx.config.timeouts.clientSend))
             return
         }
-        let limit = served == 0 ? ctx.config.timeouts.clientHeader : ctx.config.timeouts.keepAlive
-        client.socket.setDeadline(running == 0 ? lastActivity + limit : 0)
+        client.socket.setDeadline(running == 0 ? lastActivity + idleLimit : 0)
     }
 
     /// A GOAWAY: no new streams; the connection closes once it is sent and the streams open are
@@ -237,8 +236,6 @@ final class H2Connection: ParkedHandler, H2SessionDelegate, TurnEndHandler, @unc
         client.close()
         if running == 0 { client.unpin() }
     }
-
-    var isIdle: Bool { streams.isEmpty }
 
     /// The client connection preface (RFC 9113 §3.4) that opens HTTP/2 with prior knowledge.
     static let preface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)

@@ -28,9 +28,8 @@ struct H2Forward {
         ctx.clientBuffers.give(head)
         ctx.giveWorkspace(ws)
         stats.requestsInFlight -= 1
-        group.requestsByClass[min(max(status / 100, 0), 5)] += 1
+        client.countRequest(status, started)
         stats.h2RequestsTotal += 1
-        ctx.onRequestDone(client.groupIndex, status, EventLoop.shared.now &- started)
         stream.running = false
         conn.streamFinished(stream)
     }
