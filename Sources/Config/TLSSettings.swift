@@ -33,8 +33,6 @@ public struct TLSSettings: Sendable, Equatable {
     public var alpn = ["http/1.1"]
     /// `alpn` was given (so `http2 on` leaves it as it is).
     public var alpnSet = false
-    /// HTTP/2 is offered.
-    public var offersH2: Bool { alpn.contains("h2") }
     /// A handshake must finish within this.
     public var handshakeTimeout: UInt64 = 10 * Timeouts.sec
     /// Server-side session cache entries (resumption by session id); 0 turns it off.

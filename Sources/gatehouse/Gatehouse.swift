@@ -67,38 +67,21 @@ struct Gatehouse: ParsableCommand {
         if command != nil && signal != nil && command != signal {
             throw ValidationError("give `\(command!)` or -s \(signal!), not both")
         }
-        if let name = signal ?? command {
-            // A reload is checked here first, as the supervisor will (certificates, error log), so
-            // the error shows where it was asked for.
-            if name == "reload", let path = config ?? (access("proxy.conf", R_OK) == 0 ? "proxy.conf" : nil) {
-                do { _ = try Supervisor.load(path) } catch {
-                    writeLine(2, "gatehouse: \(error)")
-                    throw ExitCode(1)
-                }
-            }
-            try PidFile.send(name, label: signal != nil ? "-s \(name)" : name, configuration: configuration, file: config ?? "proxy.conf")
-            return
-        }
-        // Certificates and TLS policy are only proven by OpenSSL loading them: do it for --check too.
-        for s in configuration.servers {
-            guard let t = s.tls else { continue }
-            do {
-                _ = try TLSServerContext(settings: t, stats: TLSStats())
-            } catch {
+        // Certificates, TLS policy and the error log are only proven by opening them: before a
+        // start, for --check (as nginx -t), and before a reload is signalled, as the supervisor
+        // will check it (so the error shows where the reload was asked for).
+        let name = signal ?? command
+        if name == nil || name == "reload" {
+            do { try Supervisor.verify(configuration) } catch {
                 writeLine(2, "gatehouse: \(error)")
                 throw ExitCode(1)
             }
         }
+        if let name {
+            try PidFile.send(name, label: signal != nil ? "-s \(name)" : name, configuration: configuration, file: config ?? "proxy.conf")
+            return
+        }
         if check {
-            // As nginx -t: the error log must open too.
-            if configuration.errorLog != "stderr" {
-                switch ErrorLogHandler.open(path: configuration.errorLog) {
-                case .success(let fd): close(fd)
-                case .failure(let e):
-                    writeLine(2, "gatehouse: error_log \(configuration.errorLog): \(e)")
-                    throw ExitCode(1)
-                }
-            }
             if let why = AccessLogSink.check(configuration.accessLog) {  // the access log must open too
                 writeLine(2, "gatehouse: \(why)")
                 throw ExitCode(1)

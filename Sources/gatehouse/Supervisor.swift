@@ -199,6 +199,11 @@ final class Supervisor {
         } catch {
             return failReload("\(error)")
         }
+        // The supervisor writes the access log as it was opened; workers formatting another way
+        // (or not at all) would garble it.
+        if configuration.accessLog != current.configuration.accessLog {
+            return failReload("access_log changes at a restart only (it is written by the supervisor); restart gatehouse to change it")
+        }
         guard slotBusy.filter({ !$0 }).count >= workers else {
             return failReload("\(draining.count) older generations are still draining; try again when they are done")
         }
@@ -210,13 +215,6 @@ final class Supervisor {
         }
         if configuration.workers != 0 && configuration.workers != workers || configuration.workers == 0 && usableCPUs() != workers {
             logger.warning("reload: the number of workers changes at a restart only; keeping \(workers)")
-        }
-        if configuration.accessLog != current.configuration.accessLog {
-            // The supervisor writes the file as it was opened; workers formatting another way (or
-            // not at all) would garble it.
-            listeners.abandon(plan)
-            close(fd)
-            return failReload("access_log changes at a restart only (it is written by the supervisor); restart gatehouse to change it")
         }
         if configuration.errorLog != current.configuration.errorLog || configuration.logLevel != current.configuration.logLevel {
             logger.warning("reload: the new error_log and log_level apply to the new workers; the supervisor's own lines keep to \(current.configuration.errorLog) until a restart")
@@ -233,6 +231,13 @@ final class Supervisor {
     static func load(_ path: String) throws -> (Configuration, String) {
         guard let text = Gatehouse.readFile(path) else { throw Failure("cannot read configuration file \(path)") }
         let c = try ConfigLoader.load(text: text, file: path)
+        try verify(c)
+        return (c, text)
+    }
+
+    /// What only opening proves, checked before anything starts (a start, `--check`, a reload):
+    /// OpenSSL loads every certificate and its TLS policy, and the error log opens.
+    static func verify(_ c: Configuration) throws {
         for s in c.servers {
             guard let t = s.tls else { continue }
             _ = try TLSServerContext(settings: t, stats: TLSStats())
@@ -243,7 +248,6 @@ final class Supervisor {
             case .failure(let e): throw Failure("error_log \(c.errorLog): \(e)")
             }
         }
-        return (c, text)
     }
 
     private func failReload(_ why: String) {
