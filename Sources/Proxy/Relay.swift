@@ -52,7 +52,7 @@ extension ClientSession {
     }
 
     /// Writes what the kernel takes of the gather list now; true when all of it went.
-    private func sendNowToClient(_ list: IOVecList) throws(ExchangeFailure) -> Bool {
+    func sendNowToClient(_ list: IOVecList) throws(ExchangeFailure) -> Bool {
         do throws(IOError) {
             return try sendNow(list)
         } catch {
@@ -63,7 +63,7 @@ extension ClientSession {
     /// Sends the rest of the gather list to the client (the response has started once any of it
     /// went out).
     nonisolated(nonsending)
-    private func sendToClient(_ list: IOVecList, _ ws: Workspace) async throws(ExchangeFailure) {
+    func sendToClient(_ list: IOVecList, _ ws: Workspace) async throws(ExchangeFailure) {
         do throws(IOError) {
             try await send(list, staging: ws.tlsStaging, until: EventLoop.shared.now + ctx.config.timeouts.clientSend)
         } catch {

@@ -12,11 +12,7 @@ extension ClientSession {
         ws.iov.reset()
         HeadRewriter.response(ws.iov, UnsafeRawPointer(b.base + b.readIndex), ws.response.head, close: false, keepAlive10: false, dechunk: false, switching: true)
         setPhase(.writing)
-        do throws(IOError) {
-            if try !sendNow(ws.iov) { try await send(ws.iov, staging: ws.tlsStaging, until: EventLoop.shared.now + ctx.config.timeouts.clientSend) }
-        } catch {
-            throw ExchangeFailure(error == .timedOut ? .clientTimeout(.clientSend) : .clientGone, requestSent: true, responseStarted: true)
-        }
+        if try !sendNowToClient(ws.iov) { try await sendToClient(ws.iov, ws) }
         b.readIndex += ws.response.head.end
         return Completed(clientKeepAlive: false, upstreamReusable: false, status: 101, switched: true)
     }
@@ -25,14 +21,9 @@ extension ClientSession {
     /// the session (see `run`). The upstream connection leaves its pool, freeing the slot.
     func becomeTunnel(_ ws: Workspace, _ conn: UpstreamConnection) {
         group.detach(conn)
-        let backendBytes = ws.upstream.buffer
-        ws.upstream.buffer = nil
-        if let b = backendBytes, b.isEmpty {
-            ws.upstream.pool.give(b)
-            tunnel = Tunnel(ctx: ctx, client: self, upstream: conn, backendBytes: nil)
-        } else {
-            tunnel = Tunnel(ctx: ctx, client: self, upstream: conn, backendBytes: backendBytes)
-        }
+        ws.upstream.releaseIfEmpty()
+        tunnel = Tunnel(ctx: ctx, client: self, upstream: conn, backendBytes: ws.upstream.buffer)
+        ws.upstream.buffer = nil  // the tunnel's now
     }
 }
 
