@@ -55,6 +55,17 @@ final class LineRing {
     func consume(_ n: Int) {
         precondition(n <= count)
         head += n
+        restartIfEmpty()
+    }
+
+    /// An empty ring starts again at its first byte: lines are then written where the last batch
+    /// was, memory still in the cache, instead of walking through the whole ring (1 MiB by
+    /// default) and evicting what requests use. The ring fills further only while the socket is full.
+    private func restartIfEmpty() {
+        if head == tail {
+            head = 0
+            tail = 0
+        }
     }
 
     /// Throws away every line held (nobody will read them), counting them as dropped.
@@ -65,6 +76,7 @@ final class LineRing {
             i += 1
         }
         head = tail
+        restartIfEmpty()
     }
 
     /// The position of the last newline before `end`, looking back no further than the head.

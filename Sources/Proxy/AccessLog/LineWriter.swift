@@ -29,7 +29,12 @@ struct LineWriter {
     mutating func raw(_ p: UnsafeRawBufferPointer) {
         guard let src = p.baseAddress else { return }
         let n = min(p.count, room - count)
-        (base + count).copyMemory(from: src, byteCount: n)
+        // Fields are short: a byte loop beats a call to memmove for them.
+        if n <= 16 {
+            for i in 0..<n { (base + count + i).storeBytes(of: src.load(fromByteOffset: i, as: UInt8.self), as: UInt8.self) }
+        } else {
+            (base + count).copyMemory(from: src, byteCount: n)
+        }
         count += n
     }
 
@@ -72,26 +77,38 @@ struct LineWriter {
     /// of printable ASCII and a quoted field ends where it seems to; in JSON `\"`, `\\` and
     /// `\u00HH`, so every line parses as JSON whatever the client sent.
     mutating func escaped(_ p: UnsafeRawBufferPointer, json: Bool) {
-        for b in p {
-            let plain = b >= 0x20 && b < 0x7F && b != UInt8(ascii: "\"") && b != UInt8(ascii: "\\")
-            if plain {
-                byte(b)
-            } else if json && (b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\")) {
+        guard var src = p.baseAddress else { return }
+        let end = src + p.count
+        while src < end {
+            // The run of bytes that go as they are, copied at once (most lines are nothing else).
+            var run = src
+            while run < end, Self.isPlain(run.load(as: UInt8.self)) { run += 1 }
+            raw(UnsafeRawBufferPointer(start: src, count: run - src))
+            guard run < end else { return }
+            let b = run.load(as: UInt8.self)
+            if json && (b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\")) {
                 byte(UInt8(ascii: "\\"))
                 byte(b)
             } else {
                 if json { ascii("\\u00") } else { ascii("\\x") }
-                byte(Self.hex[Int(b >> 4)])
-                byte(Self.hex[Int(b & 0xF)])
+                byte(Self.hex(b >> 4))
+                byte(Self.hex(b & 0xF))
             }
+            src = run + 1
         }
     }
+
+    @inline(__always)
+    private static func isPlain(_ b: UInt8) -> Bool {
+        b >= 0x20 && b < 0x7F && b != UInt8(ascii: "\"") && b != UInt8(ascii: "\\")
+    }
+
+    @inline(__always)
+    private static func hex(_ v: UInt8) -> UInt8 { v < 10 ? UInt8(ascii: "0") + v : UInt8(ascii: "a") + v - 10 }
 
     /// A String the proxy made (an address, a TLS version), escaped as a client's bytes are.
     mutating func escaped(_ s: String, json: Bool) {
         let done: Void? = s.utf8.withContiguousStorageIfAvailable { escaped(UnsafeRawBufferPointer($0), json: json) }
         if done == nil { Array(s.utf8).withUnsafeBytes { escaped($0, json: json) } }
     }
-
-    private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 }
