@@ -145,7 +145,7 @@ extension ClientSession {
         }
         let headTime = EventLoop.shared.now &- conn.headSince
         conn.server.responseTimes?.record(Double(headTime) * 1e-9)
-        ws.access.header = headTime
+        if ctx.accessLog != nil { ws.access.header = headTime }  // its record is not read otherwise: not even touched
         // The request is committed: its bytes are done with, and so is the buffer unless a
         // pipelined request is in it (a slow reader holds no request buffer while it reads).
         if plan.bodyDone { inbound.buffer!.readIndex += plan.headEnd + plan.buffered }

@@ -111,7 +111,7 @@ extension ClientSession {
                 }
             }
             let conn = lease.conn
-            ws.access.attempt(conn.server, connect: lease.reused ? 0 : conn.connectTime)
+            if ctx.accessLog != nil { ws.access.attempt(conn.server, connect: lease.reused ? 0 : conn.connectTime) }
             if clientHungUp {
                 // The client left while we waited for a connection: nothing was sent on it.
                 group.release(conn, reusable: true)
